@@ -1,0 +1,81 @@
+"""Argument checks of the ops, the Python twin of csrc/ops/*.cpp.
+
+Every failure is a ValueError that names the op and the argument, with the same
+wording as the compiled kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _fail(op: str, message: str) -> None:
+    raise ValueError(f"{op}: {message}")
+
+
+def check_points(op: str, name: str, x: torch.Tensor) -> None:
+    """A float32/float64 matrix (n, d) with n >= 2, d >= 1 and finite values."""
+    if x.dim() != 2:
+        _fail(op, f"{name} must be a 2-D tensor of shape (n, d), got {x.dim()} dimensions")
+    if x.dtype not in _FLOATS:
+        _fail(op, f"{name} must be float32 or float64, got {x.dtype}")
+    if x.shape[0] < 2:
+        _fail(op, f"{name} needs at least 2 rows, got {x.shape[0]}")
+    if x.shape[1] < 1:
+        _fail(op, f"{name} needs at least 1 column, got 0")
+    if not bool(torch.isfinite(x).all()):
+        _fail(op, f"{name} contains NaN or infinite values")
+
+
+def check_response(op: str, name: str, y: torch.Tensor, n: int) -> None:
+    """A float32/float64 vector of length n with finite, not all equal values."""
+    if y.dim() != 1:
+        _fail(op, f"{name} must be a 1-D tensor, got {y.dim()} dimensions")
+    if y.dtype not in _FLOATS:
+        _fail(op, f"{name} must be float32 or float64, got {y.dtype}")
+    if y.shape[0] != n:
+        _fail(op, f"{name} has {y.shape[0]} values but the other inputs have {n} rows")
+    if n < 2:
+        _fail(op, f"{name} needs at least 2 values, got {n}")
+    if not bool(torch.isfinite(y).all()):
+        _fail(op, f"{name} contains NaN or infinite values")
+    if not bool(y.max() > y.min()):
+        _fail(op, f"{name} is constant, so its dependence on anything is undefined")
+
+
+def check_same_rows(op: str, name: str, other: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+    """`other` has the dtype, device and row count of `ref`."""
+    if other.shape[0] != ref.shape[0]:
+        _fail(op, f"{name} has {other.shape[0]} rows but {ref_name} has {ref.shape[0]}")
+    if other.dtype != ref.dtype:
+        _fail(op, f"{name} is {other.dtype} but {ref_name} is {ref.dtype}")
+    if other.device != ref.device:
+        _fail(op, f"{name} is on {other.device} but {ref_name} is on {ref.device}")
+
+
+def check_nearest_neighbor(x: torch.Tensor) -> None:
+    check_points("nearest_neighbor", "x", x)
+
+
+def check_codec(y: torch.Tensor, z: torch.Tensor, x: torch.Tensor | None) -> None:
+    check_points("codec", "z", z)
+    if x is not None:
+        check_points("codec", "x", x)
+        check_same_rows("codec", "x", x, "z", z)
+    check_response("codec", "y", y, z.shape[0])
+    if y.device != z.device:
+        _fail("codec", f"y is on {y.device} but z is on {z.device}")
+
+
+def check_codec_select(y: torch.Tensor, features: torch.Tensor, max_select: int, max_cache_bytes: int) -> None:
+    check_points("codec_select", "features", features)
+    check_response("codec_select", "y", y, features.shape[0])
+    if y.device != features.device:
+        _fail("codec_select", f"y is on {y.device} but features is on {features.device}")
+    p = features.shape[1]
+    if not 1 <= max_select <= p:
+        _fail("codec_select", f"max_select must be between 1 and the number of columns ({p}), got {max_select}")
+    if max_cache_bytes < 0:
+        _fail("codec_select", f"max_cache_bytes must be >= 0, got {max_cache_bytes}")

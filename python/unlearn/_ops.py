@@ -1,0 +1,81 @@
+"""Loads the compiled kernels of torch.ops.unlearn, or registers the twins.
+
+`import unlearn` never fails because the compiled library is missing or built
+for another torch: it warns once and every op runs on its pure-PyTorch twin.
+Fake (meta) implementations are registered either way, so the ops trace under
+torch.compile(fullgraph=True).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from . import reference
+from ._schemas import SCHEMAS
+
+try:
+    from . import _C  # noqa: F401  (registers the compiled ops)
+
+    _COMPILED_ERROR: str | None = None
+except (ImportError, OSError) as error:  # missing, or built against another torch
+    _C = None
+    _COMPILED_ERROR = str(error)
+
+_TWINS = {
+    "nearest_neighbor": reference.nearest_neighbor,
+    "codec": reference.codec,
+    "codec_select": reference.codec_select,
+}
+
+if _C is None:
+    warnings.warn(
+        "torch-unlearn: the compiled kernels could not be loaded "
+        f"({_COMPILED_ERROR}); every op runs on its pure-PyTorch reference twin.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    _LIBRARY = torch.library.Library("unlearn", "DEF")
+    for _name, _schema in SCHEMAS.items():
+        _LIBRARY.define(_schema)
+        _LIBRARY.impl(_name, _TWINS[_name], "CompositeExplicitAutograd")
+elif not _C.with_cuda:
+    # A CPU-only build still serves CUDA tensors, through the twins.
+    _LIBRARY = torch.library.Library("unlearn", "IMPL")
+    for _name in SCHEMAS:
+        _LIBRARY.impl(_name, _TWINS[_name], "CUDA")
+
+
+@torch.library.register_fake("unlearn::nearest_neighbor")
+def _(x, seed=0):
+    return x.new_empty((x.shape[0],), dtype=torch.int64)
+
+
+@torch.library.register_fake("unlearn::codec")
+def _(y, z, x=None, seed=0):
+    return z.new_empty(())
+
+
+@torch.library.register_fake("unlearn::codec_select")
+def _(y, features, max_select, stop_early=True, seed=0, max_cache_bytes=1 << 30):
+    return (
+        features.new_empty((max_select,), dtype=torch.int64),
+        features.new_empty((max_select,)),
+    )
+
+
+def compiled() -> bool:
+    """Whether the compiled kernels are loaded."""
+    return _C is not None
+
+
+def backend() -> dict[str, str]:
+    """Which implementation each op runs on, per device type.
+
+    Example: {"codec": "cpu: compiled, cuda: reference", ...}.
+    """
+    if _C is None:
+        return {name: "cpu: reference, cuda: reference" for name in SCHEMAS}
+    cuda = "compiled" if _C.with_cuda else "reference"
+    return {name: f"cpu: compiled, cuda: {cuda}" for name in SCHEMAS}

@@ -1,0 +1,12 @@
+"""Pure-PyTorch twins of the torch.ops.unlearn kernels.
+
+Each twin states the op's semantics in plain tensor code: it is the oracle the
+compiled kernels are tested against, and the fallback when they are missing.
+They favour clarity over speed (dense distance blocks).
+"""
+
+from .codec import codec
+from .codec_select import codec_select
+from .nearest_neighbor import nearest_neighbor
+
+__all__ = ["codec", "codec_select", "nearest_neighbor"]
