@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from . import _ops  # noqa: F401  (registers torch.ops.unlearn)
+from ._checks import check_points, check_response, check_same_rows
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
@@ -75,6 +76,11 @@ def codec(
     if xt is not None and xt.dtype != zt.dtype:
         xt = xt.to(torch.float64)
         zt = zt.to(torch.float64)
+    # Validate before standardising, which would hide NaN and constant columns.
+    check_points("codec", "z", zt)
+    if xt is not None:
+        check_points("codec", "x", xt)
+        check_same_rows("codec", "x", xt, "z", zt)
     if standardize_inputs:
         zt = standardize_columns(zt)
         xt = None if xt is None else standardize_columns(xt)
@@ -116,9 +122,11 @@ def foci(
         raise TypeError(f"max_select must be an int, got {type(max_select).__name__}")
     if not 1 <= max_select <= p:
         raise ValueError(f"max_select must be between 1 and the number of columns ({p}), got {max_select}")
+    check_points("foci", "features", ft)
+    yt = _response(y).to(ft.device)
+    check_response("foci", "y", yt, ft.shape[0])
     if standardize:
         ft = standardize_columns(ft)
-    yt = _response(y).to(ft.device)
     order, scores = torch.ops.unlearn.codec_select(yt, ft.contiguous(), int(max_select), bool(stop_early), int(seed))
     keep = order >= 0
     return FociResult(order[keep].tolist(), scores[keep].tolist())

@@ -1,0 +1,43 @@
+# Each target creates .venv when missing, installs what it needs and builds the
+# package with `pip install --no-build-isolation` (torch comes from the venv).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH := torch==2.13.0
+SOURCES := $(shell find csrc python -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.py' \)) CMakeLists.txt pyproject.toml
+
+.PHONY: demo test bench wheel clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps: | $(PY)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH) numpy scipy scikit-learn tqdm matplotlib pytest scikit-build-core ninja cmake
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps $(SOURCES)
+	$(PIP) install -q --no-build-isolation --no-deps .
+	touch $@
+
+demo: $(VENV)/.built
+	$(PY) -m unlearn.demo
+
+test: $(VENV)/.built
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.built
+	$(PIP) install -q xicorpy
+	$(PY) benchmarks/bench_codec.py
+
+# Builds dist/*.whl, then installs it into a fresh venv and imports it.
+wheel: $(VENV)/.deps
+	rm -rf dist build/wheel-check
+	$(PIP) wheel -q --no-build-isolation --no-deps -w dist .
+	$(PYTHON) -m venv build/wheel-check
+	build/wheel-check/bin/python -m pip install -q $(TORCH) numpy scipy dist/*.whl
+	cd build && wheel-check/bin/python -c "import unlearn; print(unlearn.__version__, unlearn.backend())"
+
+clean:
+	rm -rf build dist $(VENV)
