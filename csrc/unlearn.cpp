@@ -14,6 +14,9 @@ TORCH_LIBRARY(unlearn, m) {
   m.def(
       "codec_select(Tensor y, Tensor features, int max_select, bool stop_early=True, "
       "int seed=0, int max_cache_bytes=1073741824) -> (Tensor, Tensor)");
+  m.def("perturb(Tensor x, int copies, float sigma, int seed=0) -> Tensor");
+  m.def("channel_means(Tensor act, Tensor(a!) out, int column) -> ()");
+  m.def("block_solve(Tensor[] blocks, Tensor g, float damping, bool[] low_rank) -> Tensor");
 }
 
 static PyModuleDef unlearn_module = {PyModuleDef_HEAD_INIT, "_C",

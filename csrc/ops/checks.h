@@ -21,3 +21,12 @@ void check_codec_select(const at::Tensor& y, const at::Tensor& features, int64_t
                         int64_t max_cache_bytes);
 
 }  // namespace unlearn
+
+namespace unlearn {
+
+void check_perturb(const at::Tensor& x, int64_t copies, double sigma);
+void check_channel_means(const at::Tensor& act, const at::Tensor& out, int64_t column);
+void check_block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
+                       const std::vector<bool>& low_rank);
+
+}  // namespace unlearn

@@ -6,6 +6,8 @@ wording as the compiled kernels.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 _FLOATS = (torch.float32, torch.float64)
@@ -79,3 +81,56 @@ def check_codec_select(y: torch.Tensor, features: torch.Tensor, max_select: int,
         _fail("codec_select", f"max_select must be between 1 and the number of columns ({p}), got {max_select}")
     if max_cache_bytes < 0:
         _fail("codec_select", f"max_cache_bytes must be >= 0, got {max_cache_bytes}")
+
+
+def check_perturb(x: torch.Tensor, copies: int, sigma: float) -> None:
+    if x.dim() < 1 or x.numel() == 0:
+        _fail("perturb", f"x must be a non-empty tensor, got shape {tuple(x.shape)}")
+    if x.dtype not in _FLOATS:
+        _fail("perturb", f"x must be float32 or float64, got {x.dtype}")
+    if copies < 1:
+        _fail("perturb", f"copies must be >= 1, got {copies}")
+    if not (math.isfinite(sigma) and sigma >= 0):
+        _fail("perturb", f"sigma must be finite and >= 0, got {sigma}")
+
+
+def check_channel_means(act: torch.Tensor, out: torch.Tensor, column: int) -> None:
+    if act.dim() < 2 or act.numel() == 0:
+        _fail("channel_means", f"act must be a non-empty tensor of shape (N, C, ...), got {tuple(act.shape)}")
+    if act.dtype not in _FLOATS:
+        _fail("channel_means", f"act must be float32 or float64, got {act.dtype}")
+    if out.dim() != 2 or out.shape[0] != act.shape[0]:
+        _fail("channel_means", f"out must have shape (N, columns) with N = {act.shape[0]}, got {tuple(out.shape)}")
+    if out.dtype != act.dtype or out.device != act.device:
+        _fail("channel_means", "out must match act's dtype and device")
+    if column < 0 or column + act.shape[1] > out.shape[1]:
+        _fail("channel_means", f"column {column} + {act.shape[1]} channels exceeds out's {out.shape[1]} columns")
+
+
+def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> None:
+    if not blocks:
+        _fail("block_solve", "blocks is empty")
+    if len(low_rank) != len(blocks):
+        _fail("block_solve", f"low_rank has {len(low_rank)} entries but there are {len(blocks)} blocks")
+    if not (math.isfinite(damping) and damping >= 0):
+        _fail("block_solve", f"damping must be finite and >= 0, got {damping}")
+    if g.dim() != 1:
+        _fail("block_solve", f"g must be a 1-D tensor, got {g.dim()} dimensions")
+    if g.dtype not in _FLOATS:
+        _fail("block_solve", f"g must be float32 or float64, got {g.dtype}")
+    total = 0
+    for b, (a, factored) in enumerate(zip(blocks, low_rank)):
+        if a.dim() != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+            _fail("block_solve", f"block {b} must be a non-empty 2-D tensor, got shape {tuple(a.shape)}")
+        if not factored and a.shape[0] != a.shape[1]:
+            _fail("block_solve", f"block {b} is dense but not square: {tuple(a.shape)}")
+        if a.dtype != g.dtype or a.device != g.device:
+            _fail("block_solve", f"block {b} must have g's dtype and device ({g.dtype}, {g.device})")
+        total += a.shape[1]
+    if g.shape[0] != total:
+        _fail("block_solve", f"g has {g.shape[0]} entries but the blocks cover {total} parameters")
+    if not bool(torch.isfinite(g).all()):
+        _fail("block_solve", "g contains NaN or infinite values")
+    for b, a in enumerate(blocks):
+        if not bool(torch.isfinite(a).all()):
+            _fail("block_solve", f"block {b} contains NaN or infinite values")

@@ -27,7 +27,12 @@ _TWINS = {
     "nearest_neighbor": reference.nearest_neighbor,
     "codec": reference.codec,
     "codec_select": reference.codec_select,
+    "perturb": reference.perturb,
+    "channel_means": reference.channel_means,
+    "block_solve": reference.block_solve,
 }
+# Written once with ATen ops, registered for every device by the compiled library.
+_DEVICE_GENERIC = {"block_solve"}
 
 if _C is None:
     warnings.warn(
@@ -43,7 +48,7 @@ if _C is None:
 elif not _C.with_cuda:
     # A CPU-only build still serves CUDA tensors, through the twins.
     _LIBRARY = torch.library.Library("unlearn", "IMPL")
-    for _name in SCHEMAS:
+    for _name in SCHEMAS.keys() - _DEVICE_GENERIC:
         _LIBRARY.impl(_name, _TWINS[_name], "CUDA")
 
 
@@ -65,6 +70,21 @@ def _(y, features, max_select, stop_early=True, seed=0, max_cache_bytes=1 << 30)
     )
 
 
+@torch.library.register_fake("unlearn::perturb")
+def _(x, copies, sigma, seed=0):
+    return x.new_empty((copies, *x.shape))
+
+
+@torch.library.register_fake("unlearn::channel_means")
+def _(act, out, column):
+    return None
+
+
+@torch.library.register_fake("unlearn::block_solve")
+def _(blocks, g, damping, low_rank):
+    return torch.empty_like(g)
+
+
 def compiled() -> bool:
     """Whether the compiled kernels are loaded."""
     return _C is not None
@@ -78,4 +98,7 @@ def backend() -> dict[str, str]:
     if _C is None:
         return {name: "cpu: reference, cuda: reference" for name in SCHEMAS}
     cuda = "compiled" if _C.with_cuda else "reference"
-    return {name: f"cpu: compiled, cuda: {cuda}" for name in SCHEMAS}
+    return {
+        name: "cpu: compiled, cuda: compiled" if name in _DEVICE_GENERIC else f"cpu: compiled, cuda: {cuda}"
+        for name in SCHEMAS
+    }

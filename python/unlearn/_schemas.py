@@ -12,4 +12,7 @@ SCHEMAS: dict[str, str] = {
         "codec_select(Tensor y, Tensor features, int max_select, bool stop_early=True, "
         "int seed=0, int max_cache_bytes=1073741824) -> (Tensor, Tensor)"
     ),
+    "perturb": "perturb(Tensor x, int copies, float sigma, int seed=0) -> Tensor",
+    "channel_means": "channel_means(Tensor act, Tensor(a!) out, int column) -> ()",
+    "block_solve": "block_solve(Tensor[] blocks, Tensor g, float damping, bool[] low_rank) -> Tensor",
 }

@@ -5,8 +5,11 @@ compiled kernels are tested against, and the fallback when they are missing.
 They favour clarity over speed (dense distance blocks).
 """
 
+from .block_solve import block_solve
+from .channel_means import channel_means
 from .codec import codec
 from .codec_select import codec_select
 from .nearest_neighbor import nearest_neighbor
+from .perturb import perturb
 
-__all__ = ["codec", "codec_select", "nearest_neighbor"]
+__all__ = ["block_solve", "channel_means", "codec", "codec_select", "nearest_neighbor", "perturb"]

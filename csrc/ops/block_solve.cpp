@@ -1,0 +1,35 @@
+#include "ops/checks.h"
+
+namespace unlearn {
+
+void check_block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
+                       const std::vector<bool>& low_rank) {
+  TORCH_CHECK_VALUE(!blocks.empty(), "block_solve: blocks is empty");
+  TORCH_CHECK_VALUE(low_rank.size() == blocks.size(), "block_solve: low_rank has ", low_rank.size(),
+                    " entries but there are ", blocks.size(), " blocks");
+  TORCH_CHECK_VALUE(std::isfinite(damping) && damping >= 0, "block_solve: damping must be finite and >= 0, got ",
+                    damping);
+  TORCH_CHECK_VALUE(g.dim() == 1, "block_solve: g must be a 1-D tensor, got ", g.dim(), " dimensions");
+  TORCH_CHECK_VALUE(g.scalar_type() == at::kFloat || g.scalar_type() == at::kDouble,
+                    "block_solve: g must be float32 or float64, got ", g.scalar_type());
+  int64_t total = 0;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const auto& a = blocks[b];
+    TORCH_CHECK_VALUE(a.dim() == 2 && a.size(1) > 0 && a.size(0) > 0, "block_solve: block ", b,
+                      " must be a non-empty 2-D tensor, got shape ", a.sizes());
+    TORCH_CHECK_VALUE(low_rank[b] || a.size(0) == a.size(1), "block_solve: block ", b,
+                      " is dense but not square: ", a.sizes());
+    TORCH_CHECK_VALUE(a.scalar_type() == g.scalar_type() && a.device() == g.device(), "block_solve: block ", b,
+                      " must have g's dtype and device (", g.scalar_type(), ", ", g.device(), ")");
+    total += a.size(1);
+  }
+  TORCH_CHECK_VALUE(g.size(0) == total, "block_solve: g has ", g.size(0),
+                    " entries but the blocks cover ", total, " parameters");
+  TORCH_CHECK_VALUE(at::isfinite(g).all().item<bool>(), "block_solve: g contains NaN or infinite values");
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    TORCH_CHECK_VALUE(at::isfinite(blocks[b]).all().item<bool>(), "block_solve: block ", b,
+                      " contains NaN or infinite values");
+  }
+}
+
+}  // namespace unlearn

@@ -1,0 +1,88 @@
+"""Gradients and curvature restricted to selected parameter blocks, with
+torch.func: per-sample gradients (for Fisher / Gauss-Newton factors), mean
+gradients, exact Hessians by forward-over-reverse differentiation, and the
+finite-difference estimate from two checkpoints."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, jvp, vmap
+
+from .methods.base import Split
+from .units import Selection
+
+
+def _restricted_loss(model: nn.Module, selection: Selection) -> tuple[Callable, torch.Tensor]:
+    """loss(v, x, y): mean cross-entropy with the selected rows of the
+    parameters replaced by the flat vector v; and v at the current weights."""
+    base = {name: p.detach() for name, p in model.named_parameters()}
+    buffers = {name: b.detach() for name, b in model.named_buffers()}
+    blocks = selection.parameters()
+    sizes = [int(base[name][rows].numel()) for name, rows in blocks]
+
+    def loss(v: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        params = dict(base)
+        for (name, rows), part in zip(blocks, v.split(sizes)):
+            p = base[name]
+            rows = rows.to(p.device)
+            params[name] = p.index_put((rows,), part.view(len(rows), *p.shape[1:]))
+        return F.cross_entropy(functional_call(model, (params, buffers), (x,)), y)
+
+    return loss, selection.gather(base)
+
+
+def per_sample_gradients(model: nn.Module, selection: Selection, split: Split, batch_size: int = 256) -> torch.Tensor:
+    """(samples, d_S): gradient of each sample's loss w.r.t. the selected blocks,
+    in one vectorised pass per batch (model in eval mode)."""
+    loss, v = _restricted_loss(model, selection)
+    one = vmap(grad(lambda v, x, y: loss(v, x[None], y[None])), in_dims=(None, 0, 0))
+    return torch.cat([one(v, x, y) for x, y in split.batches(batch_size)])
+
+
+def mean_gradient(model: nn.Module, selection: Selection, split: Split, batch_size: int = 512) -> torch.Tensor:
+    """Gradient of the mean loss over `split` w.r.t. the selected blocks."""
+    loss, v = _restricted_loss(model, selection)
+    total = torch.zeros_like(v)
+    for x, y in split.batches(batch_size):
+        total += grad(loss)(v, x, y) * len(y)
+    return total / len(split)
+
+
+def exact_hessian(
+    model: nn.Module, selection: Selection, split: Split, batch_size: int = 512, chunk_size: int = 64
+) -> torch.Tensor:
+    """(d_S, d_S) Hessian of the mean loss over `split` w.r.t. the selected
+    blocks: forward-over-reverse Hessian-vector products with the unit
+    vectors, `chunk_size` at a time."""
+    loss, v = _restricted_loss(model, selection)
+    basis = torch.eye(v.numel(), dtype=v.dtype, device=v.device)
+    total = torch.zeros_like(basis)
+    for x, y in split.batches(batch_size):
+        hvp = lambda t: jvp(lambda w: grad(loss)(w, x, y), (v,), (t,))[1]  # noqa: E731
+        total += vmap(hvp, chunk_size=chunk_size)(basis) * len(y)
+    return total / len(split)
+
+
+def finite_difference_factor(
+    model: nn.Module, selection: Selection, split: Split, checkpoints: tuple[dict, dict]
+) -> torch.Tensor:
+    """Rank-1 factor u (1 x d_S) of the checkpoint estimate H ~ u^T u, with
+    u = (g_last - g_prev) / sqrt(||w_last - w_prev||_1): the published
+    finite-difference curvature, with each checkpoint's own gradient."""
+    grads, weights = [], []
+    original = {k: t.detach().clone() for k, t in model.state_dict().items()}
+    try:
+        for state in checkpoints:
+            model.load_state_dict(state)
+            grads.append(mean_gradient(model, selection, split))
+            weights.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    finally:
+        model.load_state_dict(original)
+    distance = float((weights[1] - weights[0]).abs().sum())
+    if distance == 0:
+        raise ValueError("checkpoints: the two checkpoints have identical weights")
+    return ((grads[1] - grads[0]) / distance**0.5)[None, :]

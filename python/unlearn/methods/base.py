@@ -1,0 +1,192 @@
+"""What every unlearning method shares: the request data, validation, the
+result, and the registry of methods by name."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, Union
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+Data = Union[DataLoader, Sequence[torch.Tensor]]
+
+
+@dataclass
+class Split:
+    """Inputs and integer labels of one part of a request, on the model's device."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def batches(self, size: int):
+        for start in range(0, len(self), size):
+            yield self.inputs[start : start + size], self.labels[start : start + size]
+
+
+@dataclass
+class ForgetResult:
+    """The unlearned model (a copy unless inplace=True), what the method did,
+    and the wall-clock time of the unlearning call."""
+
+    model: nn.Module
+    report: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fn: Callable[..., dict]
+    description: str
+    scope: str  # "instance", "class" or "any"
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(name: str, description: str, scope: str = "any"):
+    """Registers `fn(model, *, forget, retain, forget_classes, seed, **options)
+    -> report dict` under `name`. The function may change `model` freely: it
+    gets a private copy."""
+    if scope not in ("instance", "class", "any"):
+        raise ValueError(f"scope must be 'instance', 'class' or 'any', got {scope!r}")
+
+    def add(fn: Callable[..., dict]) -> Callable[..., dict]:
+        _REGISTRY[name] = Method(name, fn, description, scope)
+        return fn
+
+    return add
+
+
+def available() -> dict[str, str]:
+    """Registered method names with their one-line descriptions."""
+    return {name: m.description for name, m in sorted(_REGISTRY.items())}
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def as_split(data: Optional[Data], name: str, model: nn.Module) -> Optional[Split]:
+    """Turns a DataLoader or an (inputs, labels) pair into a validated Split."""
+    if data is None:
+        return None
+    if isinstance(data, DataLoader):
+        parts = [tuple(batch[:2]) for batch in data]
+        if not parts:
+            raise ValueError(f"{name} is empty: the DataLoader yielded no batches")
+        inputs = torch.cat([p[0] for p in parts])
+        labels = torch.cat([torch.as_tensor(p[1]) for p in parts])
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        inputs, labels = data
+    else:
+        raise TypeError(f"{name} must be a DataLoader or an (inputs, labels) pair of tensors, got {type(data).__name__}")
+    if labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"{name}: labels must be a 1-D tensor with one label per input, got inputs {tuple(inputs.shape)} "
+            f"and labels {tuple(labels.shape)}"
+        )
+    if len(labels) == 0:
+        raise ValueError(f"{name} is empty: there is nothing to {'forget' if name == 'forget' else 'use'}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+        raise ValueError(f"{name}: labels must be integer class indices, got {labels.dtype}")
+    if not inputs.is_floating_point():
+        raise ValueError(f"{name}: inputs must be a floating-point tensor, got {inputs.dtype}")
+    device = model_device(model)
+    if inputs.device != device or labels.device != device:
+        raise ValueError(f"{name} is on {inputs.device} but the model is on {device}: move one of them first")
+    return Split(inputs, labels.long())
+
+
+def check_fits(split: Split, name: str, model: nn.Module, num_classes: int) -> None:
+    """The model takes the split's inputs and its labels are among the outputs."""
+    output_classes(model, split.inputs, name)
+    low, high = int(split.labels.min()), int(split.labels.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"{name}: labels must lie in 0..{num_classes - 1} (the model has {num_classes} outputs), got {low}..{high}"
+        )
+
+
+def output_classes(model: nn.Module, sample: torch.Tensor, name: str) -> int:
+    """Number of model outputs, from one forward pass on a single input."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(sample[:1])
+    except RuntimeError as error:
+        raise ValueError(f"{name}: the model cannot take inputs of shape {tuple(sample.shape[1:])}: {error}") from error
+    finally:
+        model.train(was_training)
+    if out.dim() != 2:
+        raise ValueError(f"the model must return class scores of shape (batch, classes), got {tuple(out.shape)}")
+    return out.shape[1]
+
+
+def forget(
+    model: nn.Module,
+    method: str,
+    *,
+    forget: Optional[Data] = None,
+    retain: Optional[Data] = None,
+    forget_classes: Optional[Sequence[int]] = None,
+    seed: int = 0,
+    inplace: bool = False,
+    **options: Any,
+) -> ForgetResult:
+    """Makes `model` forget the `forget` samples (or the `forget_classes`).
+
+    `forget` and `retain` are DataLoaders or (inputs, labels) pairs on the
+    model's device. The method works on a private copy: the caller's model is
+    changed only when the call succeeds and `inplace=True`. The same `seed`
+    gives the same result.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if method not in _REGISTRY:
+        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(_REGISTRY))}")
+    spec = _REGISTRY[method]
+    if forget is None and forget_classes is None:
+        raise ValueError("forget: give the samples to forget (forget=...) or the classes (forget_classes=...)")
+    if spec.scope == "instance" and forget_classes is not None and forget is None:
+        raise ValueError(f"method {method!r} forgets samples, not classes: pass forget=(inputs, labels)")
+    splits = {"forget": as_split(forget, "forget", model), "retain": as_split(retain, "retain", model)}
+    present = {name: split for name, split in splits.items() if split is not None}
+    num_classes = None
+    for name, split in present.items():
+        num_classes = num_classes or output_classes(model, split.inputs, name)
+        check_fits(split, name, model, num_classes)
+    if forget_classes is not None:
+        forget_classes = validate_classes(forget_classes, num_classes)
+
+    work = copy.deepcopy(model)
+    start = time.perf_counter()
+    report = spec.fn(work, forget=splits["forget"], retain=splits["retain"], forget_classes=forget_classes, seed=seed, **options)
+    seconds = time.perf_counter() - start
+    if inplace:
+        model.load_state_dict(work.state_dict())
+        work = model
+    return ForgetResult(model=work, report=report, seconds=seconds)
+
+
+def validate_classes(classes: Sequence[int], num_classes: Optional[int]) -> list[int]:
+    out = sorted({int(c) for c in classes})
+    if not out:
+        raise ValueError("forget_classes is empty")
+    if num_classes is not None:
+        bad = [c for c in out if not 0 <= c < num_classes]
+        if bad:
+            raise ValueError(f"forget_classes: {bad} do not exist (the model has classes 0..{num_classes - 1})")
+        if len(out) == num_classes:
+            raise ValueError("forget_classes: forgetting every class leaves nothing to keep")
+    return out

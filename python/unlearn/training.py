@@ -1,0 +1,234 @@
+"""Training of the embedded default models, and the fit loop that the
+retrain baseline shares with it.
+
+Training is deterministic for a seed: initialisation runs under a forked,
+seeded RNG and shuffling uses its own seeded generator, so nothing touches
+torch's global random state. Trained weights are cached in the user cache
+directory, keyed by everything that determines them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Union
+
+import torch
+from torch import nn
+
+from . import data
+from .methods.base import Data, Split, as_split, model_device
+from .models import build
+
+TRAINING_DEFAULTS: dict[str, Any] = {"epochs": 15, "lr": 0.05, "weight_decay": 5e-4, "batch_size": 64}
+"""SGD (momentum 0.9, cosine learning-rate decay) settings of `train()`,
+reused by the retrain baseline."""
+
+# Changes whenever the recipe in fit() changes, so stale cached weights are not reused.
+_RECIPE = "sgd-momentum0.9-cosine-v1"
+
+
+def _check_positive_int(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def _check_number(value: Any, name: str, *, positive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+
+
+@contextlib.contextmanager
+def _seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Seeds the RNG of `device` (and the CPU's) for the block, restoring the
+    previous state afterwards."""
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+def reinitialize(model: nn.Module, seed: int) -> nn.Module:
+    """Resets the parameters (and BatchNorm statistics) of every submodule that
+    has `reset_parameters`, as a freshly built model would have them; the same
+    seed gives the same weights. Returns `model`, changed in place."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_seed(seed)
+    with _seeded_rng(seed, model_device(model)):
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return model
+
+
+def _batches(n: int, size: int) -> list[tuple[int, int]]:
+    """Batch bounds; a trailing batch of one sample joins the one before, since
+    BatchNorm cannot normalise a single sample."""
+    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def fit(
+    model: nn.Module,
+    split: Union[Split, Data],
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    seed: int,
+    progress: bool = False,
+) -> list[float]:
+    """Trains `model` in place on `split` with cross-entropy, SGD (momentum 0.9,
+    weight decay, learning rate decayed to 0 by a cosine over all steps) and
+    shuffling by a generator seeded with `seed`. Returns the mean training loss
+    of every epoch. The model's train/eval modes are restored afterwards."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(split, Split):
+        split = as_split((split.inputs, split.labels), "split", model)
+    else:
+        split = as_split(split, "split", model)
+        if split is None:
+            raise ValueError("split is None: give the data to train on")
+    _check_positive_int(epochs, "epochs")
+    _check_number(lr, "lr", positive=True)
+    _check_number(weight_decay, "weight_decay", positive=False)
+    _check_positive_int(batch_size, "batch_size")
+    _check_seed(seed)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError("model has no trainable parameters")
+
+    generator = torch.Generator().manual_seed(seed)
+    bounds = _batches(len(split), batch_size)
+    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    total_steps = epochs * len(bounds)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    modes = {module: module.training for module in model.modules()}
+    model.train()
+    losses = []
+    try:
+        for _ in _progress(range(epochs), progress, "training"):
+            order = torch.randperm(len(split), generator=generator).to(split.labels.device)
+            total = 0.0
+            for start, stop in bounds:
+                index = order[start:stop]
+                loss = nn.functional.cross_entropy(model(split.inputs[index]), split.labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += float(loss.detach()) * (stop - start)
+            losses.append(total / len(split))
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+    return losses
+
+
+def _progress(steps: range, enabled: bool, description: str) -> Iterable[int]:
+    if not enabled:
+        return steps
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        warnings.warn("progress=True needs tqdm, which is not installed: training without a progress bar", stacklevel=3)
+        return steps
+    return tqdm(steps, desc=description, unit="epoch")
+
+
+def cache_dir() -> Path:
+    """Where trained default models are kept: $UNLEARN_CACHE_DIR, else
+    $XDG_CACHE_HOME/torch-unlearn, else ~/.cache/torch-unlearn."""
+    if os.environ.get("UNLEARN_CACHE_DIR"):
+        return Path(os.environ["UNLEARN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "torch-unlearn"
+
+
+def train(
+    arch: str = "cnn",
+    *,
+    epochs: int = TRAINING_DEFAULTS["epochs"],
+    lr: float = TRAINING_DEFAULTS["lr"],
+    weight_decay: float = TRAINING_DEFAULTS["weight_decay"],
+    batch_size: int = TRAINING_DEFAULTS["batch_size"],
+    seed: int = 0,
+    cache: bool = True,
+    progress: bool = False,
+) -> nn.Module:
+    """`models.build(arch)` trained on `data.digits().train`, on the CPU, in
+    eval mode. With `cache=True` the weights are stored in `cache_dir()` under
+    a hash of the configuration, and a later call with the same configuration
+    loads them instead of training."""
+    _check_seed(seed)
+    _check_positive_int(epochs, "epochs")
+    _check_number(lr, "lr", positive=True)
+    _check_number(weight_decay, "weight_decay", positive=False)
+    _check_positive_int(batch_size, "batch_size")
+    with _seeded_rng(seed, torch.device("cpu")):
+        model = build(arch)
+    digits = data.digits()
+    config = {
+        "arch": arch,
+        "epochs": epochs,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "batch_size": batch_size,
+        "seed": seed,
+        "data": digits.fingerprint,
+        "recipe": _RECIPE,
+    }
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
+    path = cache_dir() / f"{arch}-{key}.pt"
+    if cache and path.is_file():
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.eval()
+        except (RuntimeError, OSError, EOFError, ValueError) as error:
+            warnings.warn(f"ignoring the unreadable cached model {path} ({error}); training again", stacklevel=2)
+    fit(model, digits.train, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed, progress=progress)
+    model.eval()
+    if cache:
+        _save(model.state_dict(), path)
+    return model
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Writes atomically (temporary file, then rename), so concurrent runs never
+    read a half-written file; a cache that cannot be written only warns."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(handle)
+        try:
+            torch.save(state, temporary)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    except OSError as error:
+        warnings.warn(f"could not cache the trained model in {path.parent}: {error}", stacklevel=3)

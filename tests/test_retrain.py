@@ -1,0 +1,71 @@
+"""The retrain baseline: a seeded fit from scratch on the retained data only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import unlearn
+from unlearn import data, models, training
+from unlearn.methods import available, forget
+from unlearn.methods.base import Split
+
+SETTINGS = dict(epochs=3, lr=0.1, weight_decay=0.0, batch_size=128)
+
+
+@pytest.fixture(scope="module")
+def class_request() -> dict[str, Split]:
+    """Forget every training sample of class 3."""
+    train = data.digits().train
+    gone = train.labels == 3
+    return {
+        "forget": (train.inputs[gone], train.labels[gone]),
+        "retain": (train.inputs[~gone], train.labels[~gone]),
+    }
+
+
+def test_retrain_is_registered():
+    assert "retrain" in available()
+
+
+def test_retrain_fits_a_fresh_model_on_retain_only(class_request):
+    trained = unlearn.train("mlp", epochs=2, cache=False)
+    result = forget(trained, "retrain", seed=5, **class_request, **SETTINGS)
+    assert result.report["samples"] == len(class_request["retain"][1])
+    assert result.report["epochs"] == SETTINGS["epochs"]
+
+    expected = models.build("mlp")
+    training.reinitialize(expected, 5)
+    training.fit(expected, class_request["retain"], seed=5, **SETTINGS)
+    for ours, theirs in zip(result.model.parameters(), expected.parameters()):
+        assert torch.equal(ours, theirs)
+    assert not result.model.training
+    forgotten = result.model(class_request["forget"][0]).argmax(1)
+    assert float((forgotten == 3).double().mean()) < 0.05  # class 3 was never seen
+
+
+def test_retrain_is_deterministic_for_a_seed(class_request):
+    model = models.build("logreg")
+    first = forget(model, "retrain", seed=0, **class_request, **SETTINGS).model
+    again = forget(model, "retrain", seed=0, **class_request, **SETTINGS).model
+    other = forget(model, "retrain", seed=1, **class_request, **SETTINGS).model
+    assert torch.equal(first[1].weight, again[1].weight)
+    assert not torch.equal(first[1].weight, other[1].weight)
+
+
+def test_retrain_uses_the_training_defaults(class_request, monkeypatch):
+    seen = {}
+
+    def record(model, split, **settings):
+        seen.update(settings)
+        return [0.0]
+
+    monkeypatch.setattr(training, "fit", record)
+    report = forget(models.build("logreg"), "retrain", **class_request).report
+    for key, value in training.TRAINING_DEFAULTS.items():
+        assert seen[key] == value and report[key] == value
+
+
+def test_retrain_needs_retain(class_request):
+    with pytest.raises(ValueError, match="retain"):
+        forget(models.build("logreg"), "retrain", forget=class_request["forget"])
