@@ -17,16 +17,12 @@
 namespace unlearn {
 namespace {
 
-// Cholesky factors of a batch of SPD matrices; a failure names the block.
-at::Tensor cholesky_or_fail(const at::Tensor& a, const std::vector<int64_t>& ids, const char* kind,
-                            double damping) {
+// Cholesky factors of a batch of SPD matrices; lowers `first_bad` to the
+// smallest block id whose factorisation failed.
+at::Tensor cholesky(const at::Tensor& a, const std::vector<int64_t>& ids, int64_t& first_bad) {
   auto [factor, info] = at::linalg_cholesky_ex(a);
   const auto bad = at::nonzero(info != 0);
-  if (bad.numel() > 0) {
-    const int64_t id = ids[bad[0][0].item<int64_t>()];
-    TORCH_CHECK_VALUE(false, "block_solve: block ", id, " (", kind, ", ", a.size(1), " x ", a.size(2),
-                      ") is not positive definite after damping ", damping);
-  }
+  if (bad.numel() > 0) first_bad = std::min(first_bad, ids[bad[0][0].item<int64_t>()]);
   return factor;
 }
 
@@ -43,6 +39,7 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
     groups[{low_rank[b], blocks[b].size(0), blocks[b].size(1)}].push_back(static_cast<int64_t>(b));
   }
   auto out = at::empty_like(g);
+  int64_t first_bad = static_cast<int64_t>(blocks.size());
   for (const auto& [key, ids] : groups) {
     const auto [factored, m, d] = key;
     std::vector<at::Tensor> mats, rhs;
@@ -54,19 +51,22 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
     const auto r = at::stack(rhs).unsqueeze(-1);    // (B, d, 1)
     at::Tensor x;
     if (factored && m < d) {
-      TORCH_CHECK_VALUE(damping > 0, "block_solve: block ", ids[0], " has rank ", m, " < size ", d,
-                        ", so it needs damping > 0");
       auto inner = at::matmul(a, a.transpose(1, 2));  // U U^T, (B, m, m)
       inner.diagonal(0, 1, 2).add_(static_cast<double>(m) * damping);
-      const auto factor = cholesky_or_fail(inner, ids, "low-rank", damping);
+      const auto factor = cholesky(inner, ids, first_bad);
       const auto w = at::cholesky_solve(at::matmul(a, r), factor);
       x = (r - at::matmul(a.transpose(1, 2), w)) / damping;
     } else {
       auto h = factored ? at::matmul(a.transpose(1, 2), a) / static_cast<double>(m) : a.clone();
       h.diagonal(0, 1, 2).add_(damping);
-      x = at::cholesky_solve(r, cholesky_or_fail(h, ids, factored ? "low-rank" : "dense", damping));
+      x = at::cholesky_solve(r, cholesky(h, ids, first_bad));
     }
     for (size_t t = 0; t < ids.size(); ++t) out.narrow(0, offsets[ids[t]], d).copy_(x[t].squeeze(-1));
+  }
+  if (first_bad < static_cast<int64_t>(blocks.size())) {
+    const int64_t d = blocks[first_bad].size(1);
+    TORCH_CHECK_VALUE(false, "block_solve: block ", first_bad, " (", low_rank[first_bad] ? "low-rank" : "dense", ", ",
+                      d, " x ", d, ") is not positive definite after damping ", damping);
   }
   return out;
 }

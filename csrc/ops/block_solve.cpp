@@ -21,6 +21,8 @@ void check_block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
                       " is dense but not square: ", a.sizes());
     TORCH_CHECK_VALUE(a.scalar_type() == g.scalar_type() && a.device() == g.device(), "block_solve: block ", b,
                       " must have g's dtype and device (", g.scalar_type(), ", ", g.device(), ")");
+    TORCH_CHECK_VALUE(!low_rank[b] || a.size(0) >= a.size(1) || damping > 0, "block_solve: block ", b,
+                      " has rank ", a.size(0), " < size ", a.size(1), ", so it needs damping > 0");
     total += a.size(1);
   }
   TORCH_CHECK_VALUE(g.size(0) == total, "block_solve: g has ", g.size(0),

@@ -126,6 +126,8 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
             _fail("block_solve", f"block {b} is dense but not square: {tuple(a.shape)}")
         if a.dtype != g.dtype or a.device != g.device:
             _fail("block_solve", f"block {b} must have g's dtype and device ({g.dtype}, {g.device})")
+        if factored and a.shape[0] < a.shape[1] and damping <= 0:
+            _fail("block_solve", f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs damping > 0")
         total += a.shape[1]
     if g.shape[0] != total:
         _fail("block_solve", f"g has {g.shape[0]} entries but the blocks cover {total} parameters")
