@@ -22,7 +22,8 @@ $(VENV)/.built: $(VENV)/.deps $(SOURCES)
 	touch $@
 
 demo: $(VENV)/.built
-	$(PY) -m unlearn.demo
+	mkdir -p build
+	$(PY) -m unlearn run --method lcodec --forget-samples 10 --json build/demo.json --plot build/demo.png
 
 test: $(VENV)/.built
 	$(PY) -m pytest -q tests

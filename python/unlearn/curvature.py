@@ -44,12 +44,16 @@ def per_sample_gradients(model: nn.Module, selection: Selection, split: Split, b
 
 
 def mean_gradient(model: nn.Module, selection: Selection, split: Split, batch_size: int = 512) -> torch.Tensor:
-    """Gradient of the mean loss over `split` w.r.t. the selected blocks."""
-    loss, v = _restricted_loss(model, selection)
-    total = torch.zeros_like(v)
+    """Gradient of the mean loss over `split` w.r.t. the selected blocks (plain
+    autograd over all parameters, then the selected rows)."""
+    params = dict(model.named_parameters())
+    wanted = {name for name, _ in selection.parameters()}
+    grads = {name: torch.zeros_like(params[name]) for name in wanted}
     for x, y in split.batches(batch_size):
-        total += grad(loss)(v, x, y) * len(y)
-    return total / len(split)
+        loss = F.cross_entropy(model(x), y, reduction="sum")
+        for name, g in zip(wanted, torch.autograd.grad(loss, [params[n] for n in wanted])):
+            grads[name] += g
+    return selection.gather(grads) / len(split)
 
 
 def exact_hessian(

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-Data = Union[DataLoader, Sequence[torch.Tensor]]
+Data = Union[DataLoader, Sequence[torch.Tensor], "Split"]
 
 
 @dataclass
@@ -86,10 +86,12 @@ def as_split(data: Optional[Data], name: str, model: nn.Module) -> Optional[Spli
             raise ValueError(f"{name} is empty: the DataLoader yielded no batches")
         inputs = torch.cat([p[0] for p in parts])
         labels = torch.cat([torch.as_tensor(p[1]) for p in parts])
+    elif isinstance(data, Split):
+        inputs, labels = data.inputs, data.labels
     elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         inputs, labels = data
     else:
-        raise TypeError(f"{name} must be a DataLoader or an (inputs, labels) pair of tensors, got {type(data).__name__}")
+        raise TypeError(f"{name} must be a DataLoader, a Split or an (inputs, labels) pair of tensors, got {type(data).__name__}")
     if labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
         raise ValueError(
             f"{name}: labels must be a 1-D tensor with one label per input, got inputs {tuple(inputs.shape)} "
