@@ -98,14 +98,24 @@ def _plot(columns: dict[str, dict[str, float]], path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'torch-unlearn[plot]'")
-    keys = [k for k, _ in ROWS[:9] if all(k in c for c in columns.values())]
-    fig, ax = plt.subplots(figsize=(10, 4))
+    labels = dict(ROWS)
+    panels = [
+        ("accuracy and membership attacks", [k for k, _ in ROWS[:6]], "linear"),
+        ("distances and gradients", [k for k, _ in ROWS[6:11]], "log"),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(columns)
-    for i, (name, values) in enumerate(columns.items()):
-        ax.bar([j + i * width for j in range(len(keys))], [values[k] for k in keys], width, label=name)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
-    ax.set_xticklabels([dict(ROWS)[k] for k in keys], rotation=30, ha="right", fontsize=8)
-    ax.legend()
+    for ax, (title, wanted, scale) in zip(axes, panels):
+        keys = [k for k in wanted if all(k in c for c in columns.values())]
+        for i, (name, values) in enumerate(columns.items()):
+            ax.bar([j + i * width for j in range(len(keys))], [values[k] for k in keys], width, label=name)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
+        ax.set_xticklabels([labels[k] for k in keys], rotation=30, ha="right", fontsize=8)
+        ax.set_yscale(scale)
+        if scale == "log":
+            ax.set_ylim(bottom=1e-6)  # a model's distance to itself is ~0
+        ax.set_title(title, fontsize=10)
+    axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
