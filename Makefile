@@ -31,6 +31,7 @@ test: $(VENV)/.built
 bench: $(VENV)/.built
 	$(PIP) install -q xicorpy
 	$(PY) benchmarks/bench_codec.py
+	$(PY) benchmarks/bench_lcodec.py
 
 # Builds dist/*.whl, then installs it into a fresh venv and imports it.
 wheel: $(VENV)/.deps

@@ -1,0 +1,130 @@
+"""L-CODEC end to end on the digits CNN: our pipeline against the published
+pipeline algorithm, a batch of requests against retraining, and block_solve
+against a dense solve. Medians of repeated runs, side by side.
+
+    python benchmarks/bench_lcodec.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from bench_codec import published_codec_select
+from common import command, machine, median_seconds, table, write_section
+
+import unlearn
+from unlearn.methods import forget
+from unlearn.training import TRAINING_DEFAULTS
+from unlearn.units import Selection, Units
+
+OPTIONS = dict(noise=False, l2=TRAINING_DEFAULTS["weight_decay"], damping=0.1)
+
+
+def published_pipeline(model, x, y, retain, copies, sigma, l2, damping, curvature_samples, picks, seed):
+    """The published algorithm: one forward per perturbation copy with hooks
+    appending to Python lists, FOCI by dense per-candidate distances, Fisher
+    curvature from per-sample gradients taken one sample at a time, and a dense
+    torch.linalg.solve."""
+    units = Units(model)
+    acts: list[torch.Tensor] = []
+    hooks = [
+        layer.module.register_forward_hook(
+            lambda m, i, o: acts.append((o if o.dim() == 2 else o.flatten(2).mean(2)).detach()[0])
+        )
+        for layer in units.layers
+    ]
+    gen = torch.Generator().manual_seed(seed)
+    losses, rows = [], []
+    with torch.no_grad():
+        for _ in range(copies):
+            acts.clear()
+            out = model(x + sigma * torch.randn(x.shape, generator=gen))
+            losses.append(F.cross_entropy(out, y))
+            rows.append(torch.cat(acts))
+    for h in hooks:
+        h.remove()
+    features = unlearn.standardize_columns(torch.stack(rows))
+    columns = published_codec_select(torch.stack(losses).double(), features, picks)
+    chosen = Selection.from_columns(units, columns)
+    params = dict(model.named_parameters())
+    names = [name for name, _ in chosen.parameters()]
+    grads = []
+    for i in range(curvature_samples):
+        loss = F.cross_entropy(model(retain.inputs[i : i + 1]), retain.labels[i : i + 1])
+        g = torch.autograd.grad(loss, [params[n] for n in names])
+        grads.append(chosen.gather(dict(zip(names, g))))
+    u = torch.stack(grads).double()
+    h = u.T @ u / len(u) + damping * torch.eye(u.shape[1], dtype=torch.float64)
+    loss = F.cross_entropy(model(retain.inputs), retain.labels)
+    g = torch.autograd.grad(loss, [params[n] for n in names])
+    rhs = chosen.gather(dict(zip(names, g))).double() + l2 * chosen.gather({n: params[n].detach() for n in names}).double()
+    return torch.linalg.solve(h, rhs)
+
+
+
+def bench_request(model, data, repeats):
+    x, y = data.train.inputs[:1], data.train.labels[:1]
+    retain = unlearn.methods.Split(data.train.inputs[1:], data.train.labels[1:])
+    ours = lambda: forget(model, "lcodec", forget=(x, y), retain=retain, seed=0, **OPTIONS)  # noqa: E731
+    picks = len(ours().report["per_sample_columns"][0])
+    t_ours = median_seconds(ours, repeats)
+    t_pub = median_seconds(
+        lambda: published_pipeline(model.eval(), x, y, retain, 1000, 0.1, OPTIONS["l2"], OPTIONS["damping"], 512, picks, 0),
+        repeats,
+    )
+    return [["one request (1 sample, 1000 copies)", f"{t_pub:.2f}", f"{t_ours:.3f}", f"{t_pub / t_ours:.0f}x",
+             f"{picks} units picked by both"]]
+
+
+def bench_batch(model, data, k, repeats):
+    idx = torch.arange(k)
+    keep = torch.ones(len(data.train), dtype=torch.bool)
+    keep[idx] = False
+    fs = (data.train.inputs[idx], data.train.labels[idx])
+    rs = (data.train.inputs[keep], data.train.labels[keep])
+    t_ours = median_seconds(lambda: forget(model, "lcodec", forget=fs, retain=rs, **OPTIONS), repeats)
+    t_retrain = median_seconds(lambda: forget(model, "retrain", forget=fs, retain=rs), repeats)
+    return [[f"batch of {k} requests vs retraining", f"{t_retrain:.2f}", f"{t_ours:.2f}", f"{t_retrain / t_ours:.1f}x", ""]]
+
+
+def bench_block_solve(d, m, repeats):
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(m, d, generator=g, dtype=torch.float64)
+    rhs = torch.randn(d, generator=g, dtype=torch.float64)
+
+    def dense():
+        h = u.T @ u / m + 0.01 * torch.eye(d, dtype=torch.float64)
+        return torch.linalg.solve(h, rhs)
+
+    ours = torch.ops.unlearn.block_solve([u], rhs, 0.01, [True])
+    err = float((ours - dense()).abs().max())
+    t_ours = median_seconds(lambda: torch.ops.unlearn.block_solve([u], rhs, 0.01, [True]), repeats)
+    t_dense = median_seconds(dense, repeats)
+    return [[f"block_solve d={d}, rank {m} vs dense solve", f"{t_dense:.3f}", f"{t_ours:.4f}", f"{t_dense / t_ours:.0f}x",
+             f"max difference {err:.1e}"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    data = unlearn.digits()
+    model = unlearn.train("cnn")
+    torch.func.grad(lambda w: (w * w).sum())(torch.ones(1))  # torch's one-time lazy imports
+    repeats = 1 if args.quick else 3
+    rows = bench_request(model, data, repeats)
+    rows += bench_batch(model, data, 10 if args.quick else 100, repeats)
+    rows += bench_block_solve(1024 if args.quick else 4096, 256, repeats)
+    body = "\n".join([
+        "## L-CODEC (cpu)", "", f"Machine: {machine()}", f"Command: `{command()}`",
+        f"Options: {OPTIONS}; digits CNN; published baseline in the script.", "",
+        table(["case", "reference (s)", "ours (s)", "speed-up", "note"], rows), "",
+    ])
+    print(body)
+    write_section("bench_lcodec:cpu" + (":quick" if args.quick else ""), body)
+
+
+if __name__ == "__main__":
+    main()
