@@ -149,3 +149,15 @@ def test_bad_requests_raise_and_leave_the_model_unchanged(digits, make, match):
 def test_unknown_method_lists_the_available_ones():
     with pytest.raises(ValueError, match="lcodec"):
         forget(torch.nn.Linear(2, 2), "nope", forget=(torch.randn(2, 2), torch.tensor([0, 1])))
+
+
+def test_forget_keeps_the_callers_module_modes(digits):
+    model = unlearn.train("cnn")
+    model.train()
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    norm.eval()  # a frozen BatchNorm inside a model in training mode
+    fs, rs = _split(digits, torch.arange(2))
+    forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise=False)
+    evaluate(model, forget=fs, retain=rs, test=rs, attacks=False)
+    assert model.training and not norm.training
+    model.eval()

@@ -9,29 +9,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Optional
 
 from torch import nn
 
-from ..methods.base import Data, Split, as_split, check_fits, model_device, output_classes
+from ..methods.base import Data, Split, as_split, check_fits, eval_mode, model_device, output_classes
 from . import attacks as _attacks  # the `attacks` argument of evaluate() shadows the module name
 from . import metrics
 
 __all__ = ["evaluate"]
-
-
-@contextmanager
-def _eval_mode(model: Optional[nn.Module]) -> Iterator[None]:
-    """Puts every submodule in eval mode for the block, then restores each one's mode."""
-    modes = {module: module.training for module in model.modules()} if model is not None else {}
-    if model is not None:
-        model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
 
 
 def _checked_splits(model: nn.Module, reference: Optional[nn.Module], **data: Data) -> dict[str, Split]:
@@ -40,7 +26,7 @@ def _checked_splits(model: nn.Module, reference: Optional[nn.Module], **data: Da
     for name, value in data.items():
         if value is None:
             raise ValueError(f"{name} is required: give the {name} data as a Split, DataLoader or (inputs, labels)")
-        splits[name] = as_split((value.inputs, value.labels) if isinstance(value, Split) else value, name, model)
+        splits[name] = as_split(value, name, model)
     classes = output_classes(model, splits["test"].inputs, "test")
     for name, split in splits.items():
         check_fits(split, name, model, classes)
@@ -87,7 +73,7 @@ def evaluate(
     if reference is not None and model_device(reference) != model_device(model):
         raise ValueError(f"reference is on {model_device(reference)} but the model is on {model_device(model)}")
 
-    with _eval_mode(model), _eval_mode(reference):
+    with eval_mode(model), eval_mode(reference):
         splits = _checked_splits(model, reference, forget=forget, retain=retain, test=test)
         out = {name: metrics.outputs(model, split) for name, split in splits.items()}
         scores = {f"acc_{name}": out[name].accuracy for name in ("retain", "forget", "test")}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -119,17 +120,26 @@ def check_fits(split: Split, name: str, model: nn.Module, num_classes: int) -> N
         )
 
 
+@contextmanager
+def eval_mode(model: Optional[nn.Module]) -> Iterator[None]:
+    """Puts every submodule in eval mode for the block, then restores each one's mode."""
+    modes = {module: module.training for module in model.modules()} if model is not None else {}
+    if model is not None:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
 def output_classes(model: nn.Module, sample: torch.Tensor, name: str) -> int:
     """Number of model outputs, from one forward pass on a single input."""
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             out = model(sample[:1])
     except RuntimeError as error:
         raise ValueError(f"{name}: the model cannot take inputs of shape {tuple(sample.shape[1:])}: {error}") from error
-    finally:
-        model.train(was_training)
     if out.dim() != 2:
         raise ValueError(f"the model must return class scores of shape (batch, classes), got {tuple(out.shape)}")
     return out.shape[1]
