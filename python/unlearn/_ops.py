@@ -8,6 +8,7 @@ torch.compile(fullgraph=True).
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import torch
@@ -21,7 +22,8 @@ try:
     _COMPILED_ERROR: str | None = None
 except (ImportError, OSError) as error:  # missing, or built against another torch
     _C = None
-    _COMPILED_ERROR = str(error)
+    missing = importlib.util.find_spec(f"{__package__}._C") is None
+    _COMPILED_ERROR = "the module unlearn._C is not installed" if missing else str(error)
 
 _TWINS = {
     "nearest_neighbor": reference.nearest_neighbor,
