@@ -90,3 +90,21 @@ def finite_difference_factor(
     if distance == 0:
         raise ValueError("checkpoints: the two checkpoints have identical weights")
     return ((grads[1] - grads[0]) / distance**0.5)[None, :]
+
+
+def diagonal_fisher(model: nn.Module, split: Split, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Mean over `split` of each sample's squared loss gradient, for every
+    trainable parameter (the diagonal empirical Fisher information): per-sample
+    gradients in one vectorised pass per batch, model in its current mode."""
+    params = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    buffers = {name: b.detach() for name, b in model.named_buffers()}
+
+    def sample_loss(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(model, (p, buffers), (x[None],)), y[None])
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    total = {name: torch.zeros_like(p) for name, p in params.items()}
+    for x, y in split.batches(batch_size):
+        for name, g in per_sample(params, x, y).items():
+            total[name] += g.square().sum(0)
+    return {name: t / len(split) for name, t in total.items()}
