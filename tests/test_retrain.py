@@ -69,3 +69,18 @@ def test_retrain_uses_the_training_defaults(class_request, monkeypatch):
 def test_retrain_needs_retain(class_request):
     with pytest.raises(ValueError, match="retain"):
         forget(models.build("logreg"), "retrain", forget=class_request["forget"])
+
+
+def test_class_request_moves_forget_class_samples_out_of_retain():
+    from unlearn.methods.base import Split, class_request
+
+    x = torch.arange(12.0)[:, None]
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3])
+    forget, retain = class_request(None, Split(x, labels), [1, 3])
+    assert sorted(forget.labels.tolist()) == [1, 1, 1, 3, 3, 3]
+    assert sorted(retain.labels.tolist()) == [0, 0, 0, 2, 2, 2]
+    assert set(forget.inputs[:, 0].tolist()) | set(retain.inputs[:, 0].tolist()) == set(x[:, 0].tolist())
+    given, retain = class_request(Split(x[1:2], labels[1:2]), Split(x[:4], labels[:4]), [1])
+    assert given.labels.tolist() == [1, 1] and retain.labels.tolist() == [0, 2, 3]
+    with pytest.raises(ValueError, match="forget: samples of classes \\[2\\]"):
+        class_request(Split(x[2:3], labels[2:3]), None, [1])

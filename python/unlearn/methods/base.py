@@ -172,6 +172,8 @@ def forget(
         raise ValueError("forget: give the samples to forget (forget=...) or the classes (forget_classes=...)")
     if spec.scope == "instance" and forget_classes is not None and forget is None:
         raise ValueError(f"method {method!r} forgets samples, not classes: pass forget=(inputs, labels)")
+    if spec.scope == "class" and forget_classes is None:
+        raise ValueError(f"method {method!r} forgets whole classes: pass forget_classes=[...]")
     splits = {"forget": as_split(forget, "forget", model), "retain": as_split(retain, "retain", model)}
     present = {name: split for name, split in splits.items() if split is not None}
     num_classes = None
@@ -202,3 +204,32 @@ def validate_classes(classes: Sequence[int], num_classes: Optional[int]) -> list
         if len(out) == num_classes:
             raise ValueError("forget_classes: forgetting every class leaves nothing to keep")
     return out
+
+
+def class_request(
+    forget: Optional[Split], retain: Optional[Split], forget_classes: list[int]
+) -> tuple[Optional[Split], Optional[Split]]:
+    """The (forget, retain) samples of a class request: samples of
+    `forget_classes` found in `retain` move to the forget side, so a caller may
+    pass all its data as `retain`. Given `forget` samples must belong to the
+    forget classes. Either side is None when it has no samples."""
+    classes = torch.tensor(forget_classes)
+    if forget is not None:
+        stray = ~torch.isin(forget.labels, classes.to(forget.labels.device))
+        if bool(stray.any()):
+            raise ValueError(
+                f"forget: samples of classes {sorted(set(forget.labels[stray].tolist()))} are not among "
+                f"forget_classes {forget_classes}"
+            )
+    parts = [forget] if forget is not None else []
+    kept = None
+    if retain is not None:
+        moving = torch.isin(retain.labels, classes.to(retain.labels.device))
+        if bool(moving.any()):
+            parts.append(Split(retain.inputs[moving], retain.labels[moving]))
+        if not bool(moving.all()):
+            kept = Split(retain.inputs[~moving], retain.labels[~moving])
+    merged = None
+    if parts:
+        merged = Split(torch.cat([p.inputs for p in parts]), torch.cat([p.labels for p in parts]))
+    return merged, kept
