@@ -69,6 +69,21 @@ def test_block_solve_matches_twin_and_dense_solve(gen):
     assert float((ours - exact).abs().max()) < 1e-6
 
 
+def test_block_solve_takes_float32_blocks_with_a_float64_g(gen):
+    blocks, low_rank = _blocks(gen)
+    single = [a.float() for a in blocks]
+    g = torch.randn(98, generator=gen, dtype=torch.float64)
+    ours = block_solve(single, g, 0.05, low_rank)
+    assert ours.dtype == torch.float64
+    exact = block_solve([a.double() for a in single], g, 0.05, low_rank)
+    # Only the block products are rounded to float32: errors at float32 level.
+    for x in (ours, reference.block_solve(single, g, 0.05, low_rank)):
+        assert float((x - exact).abs().max() / exact.abs().max()) < 1e-5
+    for fn in (block_solve, reference.block_solve):
+        with pytest.raises(ValueError, match="block 0 must be on g's device .* or float32, got"):
+            fn(blocks, g.float(), 0.05, low_rank)
+
+
 def test_block_solve_names_the_indefinite_block(gen):
     blocks, low_rank = _blocks(gen)
     blocks[2] = -torch.eye(5, dtype=torch.float64)

@@ -4,8 +4,10 @@
 // Blocks of the same kind and shape are stacked and solved in one batched call:
 // Cholesky for dense blocks and for factors with m >= d; the Woodbury identity
 //   (damping I + U^T U / m)^-1 g = (g - U^T (m damping I + U U^T)^-1 U g) / damping
-// for factors with m < d, which costs O(m^2 d) instead of O(d^3). Written with
-// ATen ops only, so the same code serves every device.
+// for factors with m < d, which costs O(m^2 d) instead of O(d^3). A float32
+// block with a float64 g has its product (U U^T or U^T U) formed in float32,
+// as accurate as its own entries and twice as fast, and everything else in
+// float64. Written with ATen ops only, so the same code serves every device.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -47,17 +49,19 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       mats.push_back(blocks[b]);
       rhs.push_back(g.narrow(0, offsets[b], d));
     }
-    const auto a = at::stack(mats);                 // (B, m, d) or (B, d, d)
+    const auto stored = at::stack(mats);            // (B, m, d) or (B, d, d), the blocks' dtype
+    const auto a = stored.to(g.scalar_type());
     const auto r = at::stack(rhs).unsqueeze(-1);    // (B, d, 1)
     at::Tensor x;
     if (factored && m < d) {
-      auto inner = at::matmul(a, a.transpose(1, 2));  // U U^T, (B, m, m)
+      auto inner = at::matmul(stored, stored.transpose(1, 2)).to(g.scalar_type());  // U U^T, (B, m, m)
       inner.diagonal(0, 1, 2).add_(static_cast<double>(m) * damping);
       const auto factor = cholesky(inner, ids, first_bad);
       const auto w = at::cholesky_solve(at::matmul(a, r), factor);
       x = (r - at::matmul(a.transpose(1, 2), w)) / damping;
     } else {
-      auto h = factored ? at::matmul(a.transpose(1, 2), a) / static_cast<double>(m) : a.clone();
+      auto h = factored ? at::matmul(stored.transpose(1, 2), stored).to(g.scalar_type()) / static_cast<double>(m)
+                        : a.clone();
       h.diagonal(0, 1, 2).add_(damping);
       x = at::cholesky_solve(r, cholesky(h, ids, first_bad));
     }

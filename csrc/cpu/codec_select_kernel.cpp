@@ -7,7 +7,9 @@
 // neighbour of i in S + {j} minimises D_S(i, k) + (f_ij - f_kj)^2; since the
 // added term is >= 0, scanning k in increasing D_S(i, k) can stop at the first
 // k with D_S(i, k) > the best total so far. Every candidate of the step shares
-// row i's ordering, which is built lazily in growing sorted chunks, so most
+// row i's ordering, built in tiers: one linear pass gathers the points below a
+// bound (first set from a probe of the row to hold a few dozen points, then
+// from the candidates still scanning) and only those are sorted, so most
 // candidates look at a few dozen k instead of n. The result is exact: the same
 // neighbours as the dense search, ties included.
 #include <ATen/ATen.h>
@@ -27,7 +29,8 @@
 namespace unlearn {
 namespace {
 
-constexpr int64_t kFirstChunk = 32;
+constexpr int64_t kProbe = 64;        // points probed for the first tier bound
+constexpr int64_t kTierTarget = 48;   // points wanted in the first tier
 
 template <typename T>
 Nearest<T> no_neighbor() {
@@ -134,11 +137,12 @@ class Selector {
 
  private:
   struct RowScratch {
-    RowScratch(int64_t n, int64_t p) : row(n), order(n - 1), best(p), active(p), next(p) {}
+    RowScratch(int64_t n, int64_t p) : row(n), tier(n), best(p), active(p), next(p) {}
     std::vector<T> row;
-    std::vector<int64_t> order;
+    std::vector<int64_t> tier;
     std::vector<Nearest<T>> best;
     std::vector<int64_t> active, next;
+    T probe[kProbe];
   };
 
   const T* distances_row(int64_t i, RowScratch& s) const {
@@ -155,57 +159,83 @@ class Selector {
     return s.row.data();
   }
 
+  // Bounds on D_S below which about kTierTarget, 4 kTierTarget, 16
+  // kTierTarget, ... points of the row lie, read off an evenly spaced probe of
+  // the row into s.probe (sorted); returns how many bounds there are.
+  int64_t tier_bounds(const T* d, int64_t i, RowScratch& s) const {
+    const int64_t m = n_ - 1;
+    if (m <= 2 * kProbe) return 0;
+    for (int64_t t = 0; t < kProbe; ++t) {
+      const int64_t k = (t * m) / kProbe;
+      s.probe[t] = d[k < i ? k : k + 1];
+    }
+    std::sort(s.probe, s.probe + kProbe);
+    int64_t count = 0;
+    for (int64_t rank = std::max<int64_t>(1, (kProbe * kTierTarget) / m); rank < kProbe; rank *= 4) {
+      s.probe[count++] = s.probe[rank];
+    }
+    return count;
+  }
+
   void score_row(int64_t i, const std::vector<int64_t>& candidates, RowScratch& s,
                  StepSums& sums) const {
     const T* d = distances_row(i, s);
-    const int64_t m = n_ - 1;
     Nearest<T> self = no_neighbor<T>();
-    for (int64_t k = 0, t = 0; k < n_; ++k) {
-      if (k == i) continue;
-      self.offer(d[k], state_, i, k);
-      s.order[t++] = k;
-    }
-    const int64_t r_n = std::min(R_[i], R_[self.index]);
-    sums.self += r_n;
-    sums.den += R_[i] - r_n;
-
     int64_t n_active = 0;
     for (const int64_t j : candidates) {
       s.best[j] = no_neighbor<T>();
       s.active[n_active++] = j;
     }
     const auto closer = [d](int64_t a, int64_t b) { return d[a] < d[b]; };
-    // Sorted chunks [lo, hi) of the remaining k, growing geometrically.
-    for (int64_t lo = 0, chunk = kFirstChunk; n_active > 0 && lo < m; chunk *= 4) {
-      const int64_t hi = std::min(m, lo + chunk);
-      if (hi < m) {
-        std::nth_element(s.order.begin() + lo, s.order.begin() + hi, s.order.end(), closer);
+    // Tiers (low, high] of D_S, each gathered by one pass over the row and
+    // sorted: the first holds about kTierTarget points, each later one about
+    // four times as many, capped by the largest running best of the candidates
+    // still scanning (past it nothing can change).
+    constexpr T kInf = std::numeric_limits<T>::infinity();
+    const int64_t bounds = tier_bounds(d, i, s);
+    T low = -kInf;
+    T high = bounds > 0 ? s.probe[0] : kInf;
+    for (int64_t tier = 1;; ++tier) {
+      int64_t size = 0;
+      for (int64_t k = 0; k < n_; ++k) {
+        const T dk = d[k];
+        s.tier[size] = k;
+        size += (k != i) & (dk > low) & (dk <= high);
       }
-      std::sort(s.order.begin() + lo, s.order.begin() + hi, closer);
+      std::sort(s.tier.begin(), s.tier.begin() + size, closer);
+      if (self.index < 0) {
+        for (int64_t t = 0; t < size; ++t) self.offer(d[s.tier[t]], state_, i, s.tier[t]);
+      }
       int64_t n_next = 0;
+      T reach = -kInf;
       for (int64_t a = 0; a < n_active; ++a) {
         const int64_t j = s.active[a];
         const T* c = cols_ + j * n_;
         const T fi = c[i];
         Nearest<T> best = s.best[j];
-        bool finished = false;
-        for (int64_t t = lo; t < hi; ++t) {
-          const int64_t k = s.order[t];
+        for (int64_t t = 0; t < size; ++t) {
+          const int64_t k = s.tier[t];
           const T dk = d[k];
-          if (dk > best.dist) {
-            finished = true;
-            break;
-          }
+          if (dk > best.dist) break;
           const T diff = fi - c[k];
           best.offer(dk + diff * diff, state_, i, k);
         }
         s.best[j] = best;
-        if (!finished) s.next[n_next++] = j;
+        // Every point beyond this tier lies farther than `high`.
+        if (best.dist > high) {
+          s.next[n_next++] = j;
+          reach = std::max(reach, best.dist);
+        }
       }
       std::swap(s.active, s.next);
       n_active = n_next;
-      lo = hi;
+      if (n_active == 0 && self.index >= 0) break;
+      low = high;
+      high = tier < bounds ? std::min(s.probe[tier], reach) : reach;
     }
+    const int64_t r_n = std::min(R_[i], R_[self.index]);
+    sums.self += r_n;
+    sums.den += R_[i] - r_n;
     for (const int64_t j : candidates) sums.num[j] += std::min(R_[i], R_[s.best[j].index]);
   }
 

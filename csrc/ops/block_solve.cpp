@@ -19,8 +19,9 @@ void check_block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
                       " must be a non-empty 2-D tensor, got shape ", a.sizes());
     TORCH_CHECK_VALUE(low_rank[b] || a.size(0) == a.size(1), "block_solve: block ", b,
                       " is dense but not square: ", a.sizes());
-    TORCH_CHECK_VALUE(a.scalar_type() == g.scalar_type() && a.device() == g.device(), "block_solve: block ", b,
-                      " must have g's dtype and device (", g.scalar_type(), ", ", g.device(), ")");
+    TORCH_CHECK_VALUE((a.scalar_type() == g.scalar_type() || a.scalar_type() == at::kFloat) && a.device() == g.device(),
+                      "block_solve: block ", b, " must be on g's device (", g.device(), ") with g's dtype (",
+                      g.scalar_type(), ") or float32, got ", a.scalar_type(), " on ", a.device());
     TORCH_CHECK_VALUE(!low_rank[b] || a.size(0) >= a.size(1) || damping > 0, "block_solve: block ", b,
                       " has rank ", a.size(0), " < size ", a.size(1), ", so it needs damping > 0");
     total += a.size(1);

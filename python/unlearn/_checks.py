@@ -124,8 +124,12 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
             _fail("block_solve", f"block {b} must be a non-empty 2-D tensor, got shape {tuple(a.shape)}")
         if not factored and a.shape[0] != a.shape[1]:
             _fail("block_solve", f"block {b} is dense but not square: {tuple(a.shape)}")
-        if a.dtype != g.dtype or a.device != g.device:
-            _fail("block_solve", f"block {b} must have g's dtype and device ({g.dtype}, {g.device})")
+        if a.dtype not in (g.dtype, torch.float32) or a.device != g.device:
+            _fail(
+                "block_solve",
+                f"block {b} must be on g's device ({g.device}) with g's dtype ({g.dtype}) or float32, "
+                f"got {a.dtype} on {a.device}",
+            )
         if factored and a.shape[0] < a.shape[1] and damping <= 0:
             _fail("block_solve", f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs damping > 0")
         total += a.shape[1]

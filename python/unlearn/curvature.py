@@ -44,16 +44,35 @@ def per_sample_gradients(model: nn.Module, selection: Selection, split: Split, b
 
 
 def mean_gradient(model: nn.Module, selection: Selection, split: Split, batch_size: int = 512) -> torch.Tensor:
-    """Gradient of the mean loss over `split` w.r.t. the selected blocks (plain
-    autograd over all parameters, then the selected rows)."""
+    """Gradient of the mean loss over `split` w.r.t. the selected blocks."""
+    return gradient_and_logits(model, selection, split, batch_size)[0]
+
+
+def gradient_and_logits(
+    model: nn.Module, selection: Selection, split: Split, batch_size: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the mean loss over `split` w.r.t. the selected blocks, and
+    the model's outputs on `split` (detached), from one forward pass. Only the
+    selected parameters' tensors record the graph, so layers before the first
+    selected one run as plain inference."""
     params = dict(model.named_parameters())
-    wanted = {name for name, _ in selection.parameters()}
+    wanted = [name for name, _ in selection.parameters()]
     grads = {name: torch.zeros_like(params[name]) for name in wanted}
-    for x, y in split.batches(batch_size):
-        loss = F.cross_entropy(model(x), y, reduction="sum")
-        for name, g in zip(wanted, torch.autograd.grad(loss, [params[n] for n in wanted])):
-            grads[name] += g
-    return selection.gather(grads) / len(split)
+    recording = {name: p.requires_grad for name, p in params.items()}
+    outputs = []
+    try:
+        for name, p in params.items():
+            p.requires_grad_(name in grads)
+        for x, y in split.batches(batch_size):
+            out = model(x)
+            loss = F.cross_entropy(out, y, reduction="sum")
+            for name, g in zip(wanted, torch.autograd.grad(loss, [params[n] for n in wanted])):
+                grads[name] += g
+            outputs.append(out.detach())
+    finally:
+        for name, p in params.items():
+            p.requires_grad_(recording[name])
+    return selection.gather(grads) / len(split), torch.cat(outputs)
 
 
 def exact_hessian(

@@ -192,8 +192,10 @@ def lcodec(
 
     chosen = Selection.from_columns(units, columns)
     weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
+    logits = None
     if gradient == "retain":
-        g = curv.mean_gradient(model, chosen, retain) + l2 * weights
+        g, logits = curv.gradient_and_logits(model, chosen, retain)
+        g = g + l2 * weights
     else:
         g = -(curv.mean_gradient(model, chosen, forget) * k + k * l2 * weights) / (n - k)
     lap("gradient")
@@ -206,14 +208,16 @@ def lcodec(
         if curvature == "fisher":
             if fisher == "model":  # labels drawn from the model: an unbiased Gauss-Newton estimate
                 with torch.no_grad():
-                    probs = torch.softmax(model(subset.inputs), dim=1)
+                    probs = torch.softmax(model(subset.inputs) if logits is None else logits[rows], dim=1)
                 drawn = torch.multinomial(probs.cpu().double(), 1, generator=gen)[:, 0].to(subset.labels.device)
                 subset = Split(subset.inputs, drawn)
             block, low_rank = curv.per_sample_gradients(model, chosen, subset), True
         else:
             block, low_rank = curv.exact_hessian(model, chosen, subset), False
     lap("curvature")
-    step = -torch.ops.unlearn.block_solve([block.double()], g.double(), damping, [low_rank])
+    # A float32 curvature factor keeps its dtype: block_solve forms its Gram
+    # matrix in float32 (as accurate as the factor) and solves in float64.
+    step = -torch.ops.unlearn.block_solve([block], g.double(), damping, [low_rank])
     chosen.scatter_add(model, step)
     lap("solve")
 

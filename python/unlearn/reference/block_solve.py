@@ -1,4 +1,5 @@
-"""Twin of unlearn::block_solve: one dense solve per block, no Woodbury."""
+"""Twin of unlearn::block_solve: one dense solve per block, no Woodbury; a float32
+block's product is formed in float32, the solve in g's dtype."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
     out, offset = [], 0
     for b, (a, factored) in enumerate(zip(blocks, low_rank)):
         d = a.shape[1]
-        h = a.T @ a / a.shape[0] if factored else a
-        h = h + damping * torch.eye(d, dtype=a.dtype, device=a.device)
+        h = (a.T @ a / a.shape[0] if factored else a).to(g.dtype)
+        h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
         if torch.linalg.cholesky_ex(h).info != 0:
             kind = "low-rank" if factored else "dense"
             raise ValueError(f"block_solve: block {b} ({kind}, {d} x {d}) is not positive definite after damping {damping}")
