@@ -151,3 +151,15 @@ def test_bad_inputs_name_the_argument(mlp, request_splits):
             unlearn.evaluate(mlp, **kwargs)
     with pytest.raises(TypeError, match="model"):
         unlearn.evaluate("mlp", **good)
+
+
+def test_class_requests_split_the_test_accuracy_by_class(mlp, request_splits, digits):
+    scores = unlearn.evaluate(mlp, attacks=False, forget_classes=[3, 5], **request_splits)
+    out = mlp(digits.test.inputs).argmax(1)
+    gone = (digits.test.labels == 3) | (digits.test.labels == 5)
+    expected_forget = float((out[gone] == digits.test.labels[gone]).double().mean())
+    expected_retain = float((out[~gone] == digits.test.labels[~gone]).double().mean())
+    assert scores["acc_test_forget"] == pytest.approx(expected_forget)
+    assert scores["acc_test_retain"] == pytest.approx(expected_retain)
+    with pytest.raises(ValueError, match="forget_classes"):
+        unlearn.evaluate(mlp, attacks=False, forget_classes=[10], **request_splits)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Optional
+from typing import Optional, Sequence
+
+import torch
 
 from torch import nn
 
-from ..methods.base import Data, Split, as_split, check_fits, eval_mode, model_device, output_classes
+from ..methods.base import Data, Split, as_split, check_fits, eval_mode, model_device, output_classes, validate_classes
 from . import attacks as _attacks  # the `attacks` argument of evaluate() shadows the module name
 from . import metrics
 
@@ -47,6 +49,7 @@ def evaluate(
     l2: float = 0.01,
     attacks: bool = True,
     seed: int = 0,
+    forget_classes: Optional[Sequence[int]] = None,
 ) -> dict[str, float]:
     """Scores `model` after an unlearning request, in eval mode (the modes of
     its modules are restored afterwards).
@@ -58,7 +61,9 @@ def evaluate(
     grad_residual (norm of the gradient of the mean retain loss plus
     l2/2 ||w||^2) and grad_norm_forget (of the mean forget loss); with a
     `reference` model also js_divergence, activation_distance (both on the
-    forget data) and param_distance.
+    forget data) and param_distance; with `forget_classes` (a class
+    request) also acc_test_retain and acc_test_forget, the test accuracy on
+    the other classes and on the forgotten ones.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -77,6 +82,13 @@ def evaluate(
         splits = _checked_splits(model, reference, forget=forget, retain=retain, test=test)
         out = {name: metrics.outputs(model, split) for name, split in splits.items()}
         scores = {f"acc_{name}": out[name].accuracy for name in ("retain", "forget", "test")}
+        if forget_classes is not None:
+            classes = validate_classes(forget_classes, out["test"].log_probs.shape[1])
+            gone = torch.isin(out["test"].labels, torch.tensor(classes, device=out["test"].labels.device))
+            if not bool(gone.any()):
+                raise ValueError(f"forget_classes: the test data has no samples of classes {classes}")
+            scores["acc_test_retain"] = out["test"].subset(~gone).accuracy
+            scores["acc_test_forget"] = out["test"].subset(gone).accuracy
         if attacks and _attacks.sklearn_missing():
             warnings.warn(
                 "membership-inference attacks skipped: scikit-learn is not installed (pip install 'torch-unlearn[data]')",

@@ -41,6 +41,9 @@ class Outputs:
     def accuracy(self) -> float:
         return float((self.log_probs.argmax(1) == self.labels).double().mean())
 
+    def subset(self, mask: torch.Tensor) -> "Outputs":
+        return Outputs(self.log_probs[mask], self.labels[mask])
+
 
 def outputs(model: nn.Module, split: Split) -> Outputs:
     """Runs `model` (already in the wanted mode) over `split` in batches."""
