@@ -2,6 +2,7 @@
 
     unlearn run --method lcodec --forget-samples 10    train or load the digits model,
                                                         unlearn, retrain, evaluate
+    unlearn compare --methods all --forget-class 3      every applicable method side by side
     unlearn foci                                        FOCI on the digits pixels
 
 Bad requests get a one-line error and exit code 2.
@@ -16,24 +17,17 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from . import compare as compare_module
 from . import data as data_module
 from . import demo
-from .evaluation import evaluate
 from .methods import available, forget
-from .methods.base import Split
-from .training import TRAINING_DEFAULTS, train
-
-# Settings for the embedded digits models (trained with weight decay 5e-4).
-# The (epsilon, delta) noise of L-CODEC assumes a strongly convex objective;
-# at this l2 its scale would erase the model, so it is opt-in here (--noise).
-DIGITS_OPTIONS: dict[str, dict[str, Any]] = {
-    "lcodec": {"l2": TRAINING_DEFAULTS["weight_decay"], "damping": 0.1, "noise": False},
-}
 
 ROWS = [
     ("acc_retain", "retain accuracy"),
     ("acc_forget", "forget accuracy"),
     ("acc_test", "test accuracy"),
+    ("acc_test_retain", "test accuracy, other classes"),
+    ("acc_test_forget", "test accuracy, forgotten classes"),
     ("mia_loss_logreg", "MIA loss-logreg (CV acc.)"),
     ("mia_entropy_logreg", "MIA entropy-logreg (member)"),
     ("mia_confidence_svc", "MIA confidence-svc (non-member)"),
@@ -51,31 +45,17 @@ class UsageError(Exception):
     """A request the command cannot serve; printed as one line, exit code 2."""
 
 
-def _forget_indices(args: argparse.Namespace, train_split: Split, classes: int) -> torch.Tensor:
-    n = len(train_split)
+def _request(args: argparse.Namespace, digits: data_module.Digits) -> compare_module.Request:
+    indices = None
     if args.forget_indices is not None:
         try:
-            idx = torch.tensor([int(i) for i in args.forget_indices.split(",") if i.strip()])
+            indices = [int(i) for i in args.forget_indices.split(",") if i.strip()]
         except ValueError:
             raise UsageError(f"--forget-indices must be comma-separated integers, got {args.forget_indices!r}")
-        bad = idx[(idx < 0) | (idx >= n)]
-        if len(bad) or len(idx) == 0:
-            raise UsageError(f"--forget-indices must lie in 0..{n - 1}, got {bad.tolist() or 'none'}")
-        return idx.unique()
-    if args.forget_class is not None:
-        if not 0 <= args.forget_class < classes:
-            raise UsageError(f"--forget-class must be in 0..{classes - 1}, got {args.forget_class}")
-        return torch.nonzero(train_split.labels == args.forget_class)[:, 0]
-    if not 1 <= args.forget_samples < n:
-        raise UsageError(f"--forget-samples must be in 1..{n - 1}, got {args.forget_samples}")
-    g = torch.Generator().manual_seed(args.seed)
-    return torch.randperm(n, generator=g)[: args.forget_samples].sort().values
-
-
-def _split(split: Split, idx: torch.Tensor) -> tuple[Split, Split]:
-    keep = torch.ones(len(split), dtype=torch.bool)
-    keep[idx] = False
-    return Split(split.inputs[idx], split.labels[idx]), Split(split.inputs[keep], split.labels[keep])
+    samples = args.forget_samples if indices is None and args.forget_class is None else None
+    return compare_module.digits_request(
+        digits, forget_samples=samples, forget_indices=indices, forget_class=args.forget_class, seed=args.seed
+    )
 
 
 def _table(columns: dict[str, dict[str, float]]) -> str:
@@ -90,7 +70,44 @@ def _table(columns: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _plot(columns: dict[str, dict[str, float]], path: str) -> None:
+# Columns of the comparison table: (metric, header, what to show for a class / an instance request).
+COMPARE_COLUMNS = [
+    ("acc_retain", "retain", "both"),
+    ("acc_forget", "forget", "both"),
+    ("acc_test", "test", "instance"),
+    ("acc_test_retain", "test other", "class"),
+    ("acc_test_forget", "test forgot", "class"),
+    ("mia_loss_logreg", "MIA loss", "both"),
+    ("mia_entropy_logreg", "MIA entropy", "both"),
+    ("mia_confidence_svc", "MIA conf", "both"),
+    ("js_divergence", "JS to retrain", "both"),
+    ("seconds", "time (s)", "both"),
+    ("speedup", "vs retrain", "both"),
+]
+
+
+def _compare_columns(kind: str) -> list[tuple[str, str]]:
+    return [(key, head) for key, head, show in COMPARE_COLUMNS if show in ("both", kind)]
+
+
+def _compare_table(metrics: dict[str, dict[str, float]], kind: str) -> str:
+    columns = _compare_columns(kind)
+    width = max(len(name) for name in metrics)
+    lines = [f"{'method':<{width}}  " + "  ".join(f"{head:>13}" for _, head in columns)]
+    for name, values in metrics.items():
+        cells = []
+        for key, _ in columns:
+            if key not in values:
+                cells.append(f"{'-':>13}")
+            elif key == "speedup":
+                cells.append(f"{values[key]:>12.1f}x")
+            else:
+                cells.append(f"{values[key]:>13.4f}")
+        lines.append(f"{name:<{width}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def _pyplot():
     try:
         import matplotlib
 
@@ -98,6 +115,35 @@ def _plot(columns: dict[str, dict[str, float]], path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'torch-unlearn[plot]'")
+    return plt
+
+
+def _compare_plot(metrics: dict[str, dict[str, float]], kind: str, path: str) -> None:
+    plt = _pyplot()
+    names = list(metrics)
+    panels = [
+        ("accuracy", [(k, h) for k, h in _compare_columns(kind) if k.startswith("acc_")], "linear"),
+        ("membership attacks", [(k, h) for k, h in _compare_columns(kind) if k.startswith("mia_")], "linear"),
+        ("time (s)", [("seconds", "time")], "log"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [4, 3, 1.5]})
+    width = 0.8 / len(names)
+    for ax, (title, wanted, scale) in zip(axes, panels):
+        keys = [(k, h) for k, h in wanted if any(k in metrics[n] for n in names)]
+        for i, name in enumerate(names):
+            values = [metrics[name].get(k, float("nan")) for k, _ in keys]
+            ax.bar([j + i * width for j in range(len(keys))], values, width, label=name)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
+        ax.set_xticklabels([h for _, h in keys], fontsize=8)
+        ax.set_yscale(scale)
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _plot(columns: dict[str, dict[str, float]], path: str) -> None:
+    plt = _pyplot()
     labels = dict(ROWS)
     panels = [
         ("accuracy and membership attacks", [k for k, _ in ROWS[:6]], "linear"),
@@ -124,27 +170,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     digits = data_module.digits()
-    idx = _forget_indices(args, digits.train, digits.classes)
-    forget_set, retain_set = _split(digits.train, idx)
+    request = _request(args, digits)
+    compare_module.resolve_methods([args.method], request.kind)
     stages = tqdm(total=5, desc="train or load model", disable=args.quiet)
-    model = train(args.model, seed=args.seed)
+    model, options = compare_module.prepare(args.method, args.model, args.seed)
     # torch loads parts of itself on the first torch.func call: pay that before timing.
     torch.func.grad(lambda w: (w * w).sum())(torch.ones(1))
     stages.update()
-    options = dict(DIGITS_OPTIONS.get(args.method, {}))
     if args.noise:
         options["noise"] = True
-    classes = [args.forget_class] if args.forget_class is not None else None
     stages.set_description(f"unlearn ({args.method})")
-    result = forget(model, args.method, forget=forget_set, retain=retain_set, forget_classes=classes, seed=args.seed, **options)
+    result = forget(
+        model, args.method, forget=request.forget, retain=request.retain, forget_classes=request.forget_classes,
+        seed=args.seed, **options,
+    )
     stages.update()
     stages.set_description("retrain (reference)")
-    reference = forget(model, "retrain", forget=forget_set, retain=retain_set, seed=args.seed)
+    reference = forget(model, "retrain", forget=request.forget, retain=request.retain, seed=args.seed)
     stages.update()
     columns = {}
     for name, m in (("original", model), ("unlearned", result.model), ("retrained", reference.model)):
         stages.set_description(f"evaluate {name}")
-        columns[name] = evaluate(m, forget=forget_set, retain=retain_set, test=digits.test, reference=reference.model, l2=TRAINING_DEFAULTS["weight_decay"], seed=args.seed)
+        columns[name] = compare_module.score(m, request, digits.test, reference.model, args.seed)
         if name == "original":
             stages.update()
     stages.update()
@@ -153,7 +200,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     columns["retrained"]["seconds"] = reference.seconds
     columns["unlearned"]["speedup"] = reference.seconds / result.seconds
     report = {k: v for k, v in result.report.items() if k != "per_sample_columns"}
-    return {"method": args.method, "model": args.model, "forget_indices": idx.tolist(), "metrics": columns, "report": report}
+    return {"method": args.method, "model": args.model, "forget_indices": request.indices.tolist(),
+            "forget_classes": request.forget_classes, "metrics": columns, "report": report}
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    digits = data_module.digits()
+    request = _request(args, digits)
+    out = compare_module.compare(args.methods, request, arch=args.model, seed=args.seed, progress=not args.quiet)
+    return {"methods": args.methods, "model": args.model, "forget_indices": request.indices.tolist(),
+            "forget_classes": request.forget_classes, **out}
+
+
+def _add_request_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="cnn", choices=["cnn", "mlp", "logreg"])
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--forget-samples", type=int, default=10, help="forget this many random training samples")
+    which.add_argument("--forget-indices", help="comma-separated training-sample indices to forget")
+    which.add_argument("--forget-class", type=int, help="forget the class (every training sample of it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the metrics and the reports to this file")
+    p.add_argument("--plot", help="write a bar chart (PNG) to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,18 +229,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="unlearn on the embedded digits data and compare with retraining")
     r.add_argument("--method", default="lcodec", help=f"one of: {', '.join(available())}")
-    r.add_argument("--model", default="cnn", choices=["cnn", "mlp", "logreg"])
-    which = r.add_mutually_exclusive_group()
-    which.add_argument("--forget-samples", type=int, default=10, help="forget this many random training samples")
-    which.add_argument("--forget-indices", help="comma-separated training-sample indices to forget")
-    which.add_argument("--forget-class", type=int, help="forget every training sample of this class")
-    r.add_argument("--seed", type=int, default=0)
     r.add_argument("--noise", action="store_true", help="add L-CODEC's (epsilon, delta) Gaussian noise")
-    r.add_argument("--json", help="write the metrics and the report to this file")
-    r.add_argument("--plot", help="write a bar chart (PNG) to this file")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_request_options(r)
+    c = sub.add_parser("compare", help="every method applicable to one request, side by side with retraining")
+    c.add_argument("--methods", default="all", help="'all' or a comma-separated list of methods")
+    _add_request_options(c)
     sub.add_parser("foci", help="FOCI on the digits pixels: which pixels carry the label")
     return parser
+
+
+def _describe(out: dict[str, Any]) -> str:
+    if out["forget_classes"] is not None:
+        return f"forgetting class {out['forget_classes'][0]} ({len(out['forget_indices'])} training samples)"
+    return f"forgetting {len(out['forget_indices'])} training samples"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -182,16 +251,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "foci":
             demo.main()
             return 0
-        if args.method not in available():
-            raise UsageError(f"unknown method {args.method!r}; available: {', '.join(available())}")
-        out = run(args)
-        print(f"\n{args.method} on digits ({args.model}), forgetting {len(out['forget_indices'])} training samples")
-        print(_table(out["metrics"]))
+        if args.command == "run":
+            out = run(args)
+            print(f"\n{args.method} on digits ({args.model}), {_describe(out)}")
+            print(_table(out["metrics"]))
+        else:
+            out = compare(args)
+            kind = "class" if out["forget_classes"] is not None else "instance"
+            print(f"\nmethods on digits ({args.model}), {_describe(out)}")
+            print(_compare_table(out["metrics"], kind))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(out, f, indent=2, default=str)
         if args.plot:
-            _plot(out["metrics"], args.plot)
+            if args.command == "run":
+                _plot(out["metrics"], args.plot)
+            else:
+                _compare_plot(out["metrics"], kind, args.plot)
     except (UsageError, ValueError, TypeError, ImportError) as error:
         print(f"unlearn: error: {error}", file=sys.stderr)
         return 2

@@ -71,6 +71,14 @@ def available() -> dict[str, str]:
     return {name: m.description for name, m in sorted(_REGISTRY.items())}
 
 
+def applicable(kind: str) -> list[str]:
+    """Registered methods that serve a request of this kind ("class" or
+    "instance"), without the retraining reference."""
+    if kind not in ("class", "instance"):
+        raise ValueError(f"kind must be 'class' or 'instance', got {kind!r}")
+    return [name for name, m in sorted(_REGISTRY.items()) if name != "retrain" and m.scope in (kind, "any")]
+
+
 def model_device(model: nn.Module) -> torch.device:
     for tensor in list(model.parameters()) + list(model.buffers()):
         return tensor.device
