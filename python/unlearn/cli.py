@@ -137,8 +137,9 @@ def _compare_plot(metrics: dict[str, dict[str, float]], kind: str, path: str) ->
         ax.set_xticklabels([h for _, h in keys], fontsize=8)
         ax.set_yscale(scale)
         ax.set_title(title, fontsize=10)
-    axes[0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(names), 6), fontsize=8)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=120)
 
 
