@@ -1,0 +1,66 @@
+"""Selective synaptic dampening (Foster, Schoepf, Brintrup; AAAI 2024):
+shrink the parameters that matter far more to the forget data than to the
+training data as a whole. No training."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Split, class_request, eval_mode, register
+
+
+def batch_importance(model: torch.nn.Module, split: Split, batch_size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Mean over shuffled batches of the squared gradient of the batch-mean
+    loss, per parameter: SSD's importance. Gradients of samples that disagree
+    cancel inside a batch, so data a parameter serves coherently (one class,
+    a few samples) scores high against the whole training set."""
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    total = {name: torch.zeros_like(p) for name, p in params.items()}
+    order = torch.randperm(len(split), generator=gen).to(split.labels.device)
+    batches = 0
+    for start in range(0, len(split), batch_size):
+        rows = order[start : start + batch_size]
+        loss = F.cross_entropy(model(split.inputs[rows]), split.labels[rows])
+        for name, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
+            total[name] += g.square()
+        batches += 1
+    return {name: t / batches for name, t in total.items()}
+
+
+@register("ssd", "selective synaptic dampening of forget-specific parameters (Foster et al.)", scope="any")
+def ssd(model, *, forget, retain, forget_classes, seed=0, alpha=10.0, dampening=1.0, batch_size=64):
+    """Needs forget and retain. Importances as in the paper: mean squared
+    gradients of batch-mean losses (`batch_importance`), I_D over all training
+    data (retain + forget), I_f over the forget data, model in eval mode.
+    Every parameter with I_f > alpha I_D (BatchNorm included, as in the paper)
+    is multiplied by min(dampening I_D / I_f, 1). Paper defaults: alpha 10,
+    lambda (dampening) 1."""
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    if not dampening > 0:
+        raise ValueError(f"dampening must be > 0, got {dampening}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if forget_classes is not None:
+        forget, retain = class_request(forget, retain, forget_classes)
+    if forget is None:
+        raise ValueError("forget: ssd needs the samples to forget (forget=..., or forget_classes with retain=...)")
+    if retain is None:
+        raise ValueError("retain: ssd needs the retained data for the importance of the whole training set")
+    everything = Split(torch.cat([retain.inputs, forget.inputs]), torch.cat([retain.labels, forget.labels]))
+    gen = torch.Generator().manual_seed(seed)
+    with eval_mode(model):
+        whole = batch_importance(model, everything, batch_size, gen)
+        specific = batch_importance(model, forget, batch_size, gen)
+    dampened = 0
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name not in whole:
+                continue
+            selected = specific[name] > alpha * whole[name]
+            factor = (dampening * whole[name] / specific[name].clamp_min(torch.finfo(p.dtype).tiny)).clamp(max=1.0)
+            p.mul_(torch.where(selected, factor, torch.ones_like(factor)))
+            dampened += int(selected.sum())
+    total = sum(p.numel() for p in model.parameters())
+    return {"dampened": dampened, "parameters": total, "alpha": alpha, "dampening": dampening}
