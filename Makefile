@@ -23,7 +23,7 @@ $(VENV)/.built: $(VENV)/.deps $(SOURCES)
 
 demo: $(VENV)/.built
 	mkdir -p build
-	$(PY) -m unlearn run --method lcodec --forget-samples 10 --json build/demo.json --plot build/demo.png
+	$(PY) -m unlearn compare --methods all --forget-class 3 --json build/demo.json --plot build/demo.png
 
 test: $(VENV)/.built
 	$(PY) -m pytest -q tests

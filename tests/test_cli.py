@@ -37,3 +37,30 @@ def test_bad_requests_exit_2_with_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_compare_runs_the_requested_methods_side_by_side(tmp_path, capsys):
+    out, plot = tmp_path / "out.json", tmp_path / "out.png"
+    code = main(["compare", "--methods", "svd_projection,ssd", "--model", "mlp", "--forget-class", "3", "--quiet",
+                 "--json", str(out), "--plot", str(plot)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "svd_projection" in text and "ssd" in text and "test forgot" in text
+    result = json.loads(out.read_text())
+    assert set(result["metrics"]) == {"original", "retrain", "svd_projection", "ssd"}
+    assert result["metrics"]["ssd"]["speedup"] > 0 and "acc_test_forget" in result["metrics"]["ssd"]
+    assert plot.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "--methods", "lcodec", "--forget-class", "3"], "'lcodec' does not serve class requests"),
+        (["compare", "--methods", "nope"], "unknown method 'nope'"),
+        (["run", "--method", "svd_projection", "--forget-samples", "3"], "does not serve instance requests"),
+    ],
+)
+def test_compare_rejects_methods_that_do_not_fit_the_request(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
