@@ -32,6 +32,7 @@ bench: $(VENV)/.built
 	$(PIP) install -q xicorpy
 	$(PY) benchmarks/bench_codec.py
 	$(PY) benchmarks/bench_lcodec.py
+	$(PY) benchmarks/bench_methods.py
 
 # Builds dist/*.whl, then installs it into a fresh venv and imports it.
 wheel: $(VENV)/.deps
