@@ -9,23 +9,29 @@ well-known libraries, side by side, medians of repeated runs.
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 import torch
-from common import command, machine, median_seconds, table, write_section
+from common import command, cuda_seconds, machine, median_seconds, table, write_section
 
 import unlearn
 
 
-def published_codec_select(y: torch.Tensor, f: torch.Tensor, picks: int) -> list[int]:
+def published_codec_select(y: torch.Tensor, f: torch.Tensor, picks: int, budget_s: float = float("inf")) -> tuple[list[int], float]:
     """FOCI as the published code does it: for every candidate of every step, a
     dense n x n distance matrix (torch.cdist) over the selected columns plus the
-    candidate, its row argmin, and the CODEC numerator from max-ranks of y."""
+    candidate, its row argmin, and the CODEC numerator from max-ranks of y.
+
+    Returns the picks and the seconds taken. Once `budget_s` has passed, it
+    stops after the current pick and returns the time extrapolated to `picks`
+    from the mean time per pick so far (every pick scans about p candidates)."""
     n = len(y)
     ys = y.sort().values
     ranks = torch.searchsorted(ys, y, right=True)
     eye = torch.eye(n, dtype=torch.bool, device=f.device)
     chosen: list[int] = []
+    start = time.perf_counter()
     for _ in range(picks):
         best, best_j = None, -1
         for j in range(f.shape[1]):
@@ -37,7 +43,10 @@ def published_codec_select(y: torch.Tensor, f: torch.Tensor, picks: int) -> list
             if best is None or score > best:
                 best, best_j = score, j
         chosen.append(best_j)
-    return chosen
+        elapsed = time.perf_counter() - start
+        if elapsed > budget_s and len(chosen) < picks:
+            return chosen, elapsed / len(chosen) * picks
+    return chosen, time.perf_counter() - start
 
 
 def foci_data(n: int, p: int, device: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,7 +66,7 @@ def bench_codec_select(sizes, picks, device, repeats, published_repeats):
         t_ours = median_seconds(ours, repeats, sync)
         order = ours()[0].tolist()
         t_pub = median_seconds(lambda: published_codec_select(y, f, picks), published_repeats, sync)
-        pub = published_codec_select(y, f, picks)
+        pub = published_codec_select(y, f, picks)[0]
         rows.append([f"{n}", f"{p}", f"{picks}", f"{t_pub:.3f}", f"{t_ours:.4f}", f"{t_pub / t_ours:.0f}x",
                      f"{len(set(order) & set(pub))}/{picks}"])
         print(rows[-1], flush=True)
@@ -121,6 +130,69 @@ def bench_nearest_neighbor(sizes, device, repeats):
     return table(header + ["cdist+argmin (s)", "ours vs cdist", "same as cdist"], rows)
 
 
+def fp32_rate(n: int = 8192) -> float:
+    """The card's measured FP32 rate (FLOP/s): an n^3 matmul with TF32 off."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        a, b = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
+        return 2 * n**3 / cuda_seconds(lambda: a @ b, 10)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def bench_codec_select_cuda(sizes, picks, rate, published_budget_s):
+    """codec_select on the GPU against the published algorithm on the same GPU,
+    the compiled CPU kernel, and the arithmetic floor: p n^2 distance updates
+    per step, each at least two FP32 instructions (a subtraction and a fused
+    multiply-add), at the measured rate of one FMA (2 FLOP) per instruction."""
+    rows = []
+    for n, p in sizes:
+        y, f = foci_data(n, p, "cuda")
+        order = torch.ops.unlearn.codec_select(y, f, picks, False, 0)[0].tolist()
+        t_ours = cuda_seconds(lambda: torch.ops.unlearn.codec_select(y, f, picks, False, 0), 5)
+        t_tiled = cuda_seconds(lambda: torch.ops.unlearn.codec_select(y, f, picks, False, 0, 0), 3)
+        t_first = cuda_seconds(lambda: torch.ops.unlearn.codec_select(y, f, 1, False, 0), 5)
+        yc, fc = y.cpu(), f.cpu()
+        start = time.perf_counter()
+        cpu_order = torch.ops.unlearn.codec_select(yc, fc, picks, False, 0)[0].tolist()
+        t_cpu = time.perf_counter() - start
+        torch.cuda.synchronize()
+        pub, t_pub = published_codec_select(y, f, picks, published_budget_s)
+        note = "" if len(pub) == picks else f" (from {len(pub)} picks)"
+        floor = 4 * p * n * n * picks / rate
+        rows.append([f"{n}", f"{p}", f"{picks}", f"{t_pub:.2f}{note}", f"{t_cpu:.3f}", f"{t_ours:.4f}", f"{t_tiled:.4f}", f"{t_first:.4f}",
+                     f"{t_pub / t_ours:.0f}x", f"{t_cpu / t_ours:.0f}x", f"{floor:.4f}", f"{t_ours / floor:.2f}",
+                     f"{sum(a == b for a, b in zip(order, cpu_order))}/{picks}", f"{sum(a == b for a, b in zip(order, pub))}/{len(pub)}"])
+        print(rows[-1], flush=True)
+    header = ["n", "p", "picks", "published, GPU (s)", "CPU kernel (s)", "ours, cache (s)", "ours, tiled (s)", "ours, first step (s)",
+              "vs published", "vs CPU", "floor (s)", "ours / floor", "same picks as CPU", "same picks as published"]
+    return table(header, rows)
+
+
+def bench_nearest_neighbor_cuda(n, d, repeats):
+    """nearest_neighbor on the GPU against torch.cdist + argmin in blocks of
+    2048 rows, with the extra GPU memory each one allocates."""
+    rows = []
+    for dtype in (torch.float32, torch.float64):
+        x = torch.rand(n, d, generator=torch.Generator().manual_seed(1), dtype=dtype).cuda()
+        cells = []
+        for fn in (lambda: torch.ops.unlearn.nearest_neighbor(x, 0), lambda: cdist_argmin(x)):
+            torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            out = fn()
+            torch.cuda.synchronize()
+            cells.append((out, cuda_seconds(fn, repeats), (torch.cuda.max_memory_allocated() - base) / 2**20))
+        (ours, t_ours, m_ours), (ref, t_ref, m_ref) = cells
+        rows.append([str(dtype).removeprefix("torch."), f"{n}", f"{d}", f"{t_ours * 1e3:.2f}", f"{m_ours:.2f}",
+                     f"{t_ref * 1e3:.2f}", f"{m_ref:.1f}", f"{t_ref / t_ours:.2f}x", f"{float((ref == ours).double().mean()):.4f}"])
+        print(rows[-1], flush=True)
+    header = ["dtype", "n", "d", "ours (ms)", "ours extra memory (MiB)", "cdist+argmin (ms)", "cdist extra memory (MiB)",
+              "ours vs cdist", "same as cdist"]
+    return table(header, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -128,17 +200,27 @@ def main() -> None:
     args = parser.parse_args()
     dev = args.device
     if dev == "cuda":
-        select_sizes, picks = ([(1024, 128)] if args.quick else [(2048, 512), (8192, 2048)]), (4 if args.quick else 16)
-        nn_sizes = [(4096, 32, True)] if args.quick else [(32768, 32, True)]
-        parts = [("codec_select", bench_codec_select(select_sizes, picks, dev, 5, 1))]
-        parts.append(("nearest_neighbor", bench_nearest_neighbor(nn_sizes, dev, 10)))
+        side = 2048 if args.quick else 8192
+        rate = fp32_rate(side)
+        sizes = [(1024, 128)] if args.quick else [(2048, 512), (8192, 2048)]
+        picks = 4 if args.quick else 16
+        parts = [("codec_select: published algorithm and CPU kernel vs ours on the GPU",
+                  bench_codec_select_cuda(sizes, picks, rate, 5 if args.quick else 60)),
+                 ("nearest_neighbor vs torch.cdist + argmin", bench_nearest_neighbor_cuda(4096 if args.quick else 32768, 32, 20))]
+        notes = [f"Measured FP32 rate ({side}^3 matmul, TF32 off): {rate / 1e12:.1f} TFLOP/s. "
+                 "Floor: p n^2 distance updates per step, each a subtraction and a multiply-add (2 instructions, "
+                 "4 FLOP-equivalents at that rate, which counts an FMA as 2 FLOP). "
+                 "\"first step\": max_select=1, the unconditional step, which cannot prune. "
+                 "\"tiled\" recomputes the S-space distances per tile instead of caching n x n (max_cache_bytes=0). "
+                 "CPU kernel: one run on the same machine's cores. GPU times: CUDA events, medians.", ""]
     else:
         select_sizes = [(500, 50)] if args.quick else [(1000, 100), (1000, 500), (2000, 100), (2000, 500)]
         nn_sizes = [(5000, 3, True)] if args.quick else [(10_000, 3, True), (100_000, 3, False), (10_000, 32, True)]
         parts = [("codec_select vs the published algorithm", bench_codec_select(select_sizes, 10, dev, 3, 3))]
         parts.append(("codec vs xicorpy", bench_codec_vs_xicorpy([2000] if args.quick else [10_000, 100_000], 3)))
         parts.append(("nearest_neighbor vs cKDTree and torch.cdist + argmin", bench_nearest_neighbor(nn_sizes, dev, 3)))
-    body = [f"## CODEC ops ({dev})", "", f"Machine: {machine(dev)}", f"Command: `{command()}`", ""]
+        notes = []
+    body = [f"## CODEC ops ({dev})", "", f"Machine: {machine(dev)}", f"Command: `{command()}`", ""] + notes
     for title, text in parts:
         body += [f"### {title}", "", text, ""]
     report = "\n".join(body)

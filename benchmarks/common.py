@@ -33,10 +33,26 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3, sync: bool = Fals
     return statistics.median(times)
 
 
+def cuda_seconds(fn: Callable[[], object], repeats: int = 10) -> float:
+    """Median GPU time of `repeats` calls after one warm-up call, from CUDA events
+    (host-side work of `fn` that delays the device counts too)."""
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(times)
+
+
 def machine(device: str = "cpu") -> str:
     """One line naming the processor (or GPU), cores, torch and the backends."""
     if device == "cuda":
-        where = torch.cuda.get_device_name()
+        where = f"{torch.cuda.get_device_name()}, {os.cpu_count()} CPU cores"
     else:
         model = next(
             (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),

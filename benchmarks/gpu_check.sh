@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
 # On a GPU machine: build the package with its CUDA kernels, run the CUDA tests,
 # then the codec benchmark on the GPU, whose table is printed last.
-# Logs are copied into "$OUT" when that variable is set.
+# CUDA_ARCHS (e.g. 90) narrows the architectures built; logs and RESULTS.md are
+# copied into "$OUT" when that variable is set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
 LOGS=$(mktemp -d)
 status=0
 
 nvidia-smi 2>&1 | tee "$LOGS/nvidia-smi.log"
 
 echo "== build"
-python3 -m pip install --no-build-isolation --no-deps . >"$LOGS/build.log" 2>&1 || status=1
-tail -n 3 "$LOGS/build.log"
-python3 -c "import unlearn; print(unlearn.backend())" 2>&1 | tee "$LOGS/backend.log"
+args=()
+[ -n "${CUDA_ARCHS:-}" ] && args+=(-C "cmake.define.CMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHS}")
+python3 -m pip install --no-build-isolation --no-deps "${args[@]}" . >"$LOGS/build.log" 2>&1 || status=1
+tail -n 40 "$LOGS/build.log"
+(cd /tmp && python3 -c "import unlearn; print(unlearn.backend())") 2>&1 | tee "$LOGS/backend.log"
 
 if [ "$status" -eq 0 ]; then
   echo "== tests"
-  python3 -m pytest -q tests/test_cuda.py tests/test_cuda_lcodec_ops.py 2>&1 | tee "$LOGS/test_cuda.log"
+  python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_cuda_lcodec_ops.py 2>&1 | tee "$LOGS/test_cuda.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   echo "== benchmark"
-  python3 benchmarks/bench_codec.py --device cuda >"$LOGS/bench_codec.log" 2>&1 || status=1
+  python3 benchmarks/bench_codec.py --device cuda 2>&1 | tee "$LOGS/bench_codec.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 
 if [ -n "${OUT:-}" ]; then
-  mkdir -p "$OUT" && cp "$LOGS"/*.log "$OUT"/
+  mkdir -p "$OUT" && cp "$LOGS"/*.log benchmarks/RESULTS.md "$OUT"/
 fi
-[ -f "$LOGS/bench_codec.log" ] && cat "$LOGS/bench_codec.log"
 exit "$status"

@@ -6,7 +6,8 @@
 // (f_ij - f_kj)^2 with the Nearest tie rule, and adds min(R_i, R_{M_j(i)}) to
 // num_j. The features are stored zero-padded with an all-zero column at index
 // p: its "neighbour" is argmin_k D_S(i, k) + 0 = N(i), the S-space neighbour,
-// so the same pass yields sum_i min(R_i, R_N(i)). A one-block kernel then picks
+// so the same pass yields sum_i min(R_i, R_N(i)) (step 1 needs no N and skips
+// the blocks past column p - 1). A one-block kernel then picks
 // argmax num_j over the unselected columns (lowest index on ties); its three
 // numbers are the only host synchronisation of a step. After a pick, D_S is
 // updated in place (cache) or, when n^2 does not fit in max_cache_bytes,
@@ -266,8 +267,12 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
 
   // Candidates padded to whole blocks; column p (zero) gives the S-space neighbour.
   const int64_t P = (p + 1 + cands_per_block - 1) / cands_per_block * cands_per_block;
-  auto feat = at::zeros({n, P}, features.options());
+  auto feat = at::empty({n, P}, features.options());
   feat.narrow(1, 0, p).copy_(features);
+  // Step 1 scores only the real columns and needs no S-space neighbour; the
+  // padding then holds distinct values (row numbers, exact in T), so that the
+  // lanes it falls on do not meet a tie at every k. Zeroed after step 1.
+  feat.narrow(1, p, P - p).copy_(at::arange(n, features.options()).unsqueeze(1).expand({n, P - p}));
   const auto cols_t = features.t().contiguous();  // column j is contiguous
   const bool use_cache = static_cast<double>(n) * n * sizeof(T) <= max_cache_bytes;
   auto cache = use_cache ? at::zeros({n, n}, features.options()) : at::Tensor();
@@ -277,6 +282,8 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   auto result = at::empty({3}, features.options().dtype(at::kLong));
 
   const dim3 grid(static_cast<unsigned>(P / cands_per_block), static_cast<unsigned>(row_blocks));
+  const dim3 grid_first(static_cast<unsigned>((p + cands_per_block - 1) / cands_per_block),
+                        static_cast<unsigned>(row_blocks));
   // One step: every candidate's num, then the pick. Returns {pick, num, self}.
   const auto run_step = [&](Dist mode, int nsel) {
     num.zero_();
@@ -287,8 +294,8 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
     const int64_t* r = R.data_ptr<int64_t>();
     switch (mode) {
       case Dist::kZero:
-        step_kernel<T, Dist::kZero><<<grid, kWarps * 32, 0, stream>>>(f, n, P, c, s, nsel, r,
-                                                                       state, out);
+        step_kernel<T, Dist::kZero><<<grid_first, kWarps * 32, 0, stream>>>(f, n, P, c, s, nsel,
+                                                                             r, state, out);
         break;
       case Dist::kCache:
         step_kernel<T, Dist::kCache><<<grid, kWarps * 32, 0, stream>>>(f, n, P, c, s, nsel, r,
@@ -328,6 +335,7 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   order.push_back(first[0]);
   scores.push_back(t1);
   add(first[0], 0);
+  feat.narrow(1, p, P - p).zero_();  // column p: the S-space neighbour from step 2 on
   for (int64_t s = 1; s < max_select; ++s) {
     const auto sums = run_step(use_cache ? Dist::kCache : Dist::kRecompute, static_cast<int>(s));
     const int64_t self = sums[2], den = sum_r - self;
