@@ -13,7 +13,7 @@ from torch import nn
 from . import data as data_module
 from .evaluation import evaluate
 from .methods.base import Split, applicable, available, forget
-from .training import TRAINING_DEFAULTS, train
+from .training import TRAINING_DEFAULTS, train, train_mnemonic
 
 # Options for the embedded digits models (trained with weight decay 5e-4).
 # The (epsilon, delta) noise of L-CODEC assumes a strongly convex objective;
@@ -22,9 +22,15 @@ DIGITS_OPTIONS: dict[str, dict[str, Any]] = {
     "lcodec": {"l2": TRAINING_DEFAULTS["weight_decay"], "damping": 0.1, "noise": False},
 }
 
+def _mnemonic_model(arch: str, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+    """The digits model trained with mnemonic codes, and the codes as the option."""
+    model, codes = train_mnemonic(arch, seed=seed)
+    return model, {"codes": codes}
+
+
 # Methods that start from a specially trained model: name -> (arch, seed) ->
 # (model, options the method needs with it).
-SPECIAL_TRAINING: dict[str, Callable[[str, int], tuple[nn.Module, dict[str, Any]]]] = {}
+SPECIAL_TRAINING: dict[str, Callable[[str, int], tuple[nn.Module, dict[str, Any]]]] = {"mnemonic": _mnemonic_model}
 
 
 @dataclass

@@ -17,7 +17,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from torch import nn
 from . import data
 from .methods.base import Data, Split, as_split, model_device
 from .models import build
+
+if TYPE_CHECKING:
+    from .mnemonic_codes import MnemonicCodes
 
 TRAINING_DEFAULTS: dict[str, Any] = {"epochs": 15, "lr": 0.05, "weight_decay": 5e-4, "batch_size": 64}
 """SGD (momentum 0.9, cosine learning-rate decay) settings of `train()`,
@@ -100,11 +103,14 @@ def fit(
     batch_size: int,
     seed: int,
     progress: bool = False,
+    mnemonic: Optional["MnemonicCodes"] = None,
 ) -> list[float]:
     """Trains `model` in place on `split` with cross-entropy, SGD (momentum 0.9,
     weight decay, learning rate decayed to 0 by a cosine over all steps) and
-    shuffling by a generator seeded with `seed`. Returns the mean training loss
-    of every epoch. The model's train/eval modes are restored afterwards."""
+    shuffling by a generator seeded with `seed`. With `mnemonic`, each input is
+    replaced by its class code with probability t_mix (`MnemonicCodes.mix`,
+    drawn from the same generator). Returns the mean training loss of every
+    epoch. The model's train/eval modes are restored afterwards."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(split, Split):
@@ -136,7 +142,10 @@ def fit(
             total = 0.0
             for start, stop in bounds:
                 index = order[start:stop]
-                loss = nn.functional.cross_entropy(model(split.inputs[index]), split.labels[index])
+                inputs, labels = split.inputs[index], split.labels[index]
+                if mnemonic is not None:
+                    inputs = mnemonic.mix(inputs, labels, generator)
+                loss = nn.functional.cross_entropy(model(inputs), labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -184,33 +193,56 @@ def train(
     eval mode. With `cache=True` the weights are stored in `cache_dir()` under
     a hash of the configuration, and a later call with the same configuration
     loads them instead of training."""
-    _check_seed(seed)
-    _check_positive_int(epochs, "epochs")
-    _check_number(lr, "lr", positive=True)
-    _check_number(weight_decay, "weight_decay", positive=False)
-    _check_positive_int(batch_size, "batch_size")
-    with _seeded_rng(seed, torch.device("cpu")):
+    settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    return _train(arch, settings, None, cache=cache, progress=progress)
+
+
+def train_mnemonic(
+    arch: str = "cnn",
+    *,
+    t_mix: float = 0.1,
+    distribution: str = "normal",
+    code_seed: int = 0,
+    epochs: int = TRAINING_DEFAULTS["epochs"],
+    lr: float = TRAINING_DEFAULTS["lr"],
+    weight_decay: float = TRAINING_DEFAULTS["weight_decay"],
+    batch_size: int = TRAINING_DEFAULTS["batch_size"],
+    seed: int = 0,
+    cache: bool = True,
+    progress: bool = False,
+) -> tuple[nn.Module, "MnemonicCodes"]:
+    """Like `train()`, with mnemonic codes mixed into the digits (each sample
+    replaced by its class code with probability `t_mix`, 0.1 as the paper
+    uses for MNIST). Returns the model and the `MnemonicCodes`, whose codes
+    the `mnemonic` method needs; cached under a key that includes the codes."""
+    from .mnemonic_codes import MnemonicCodes
+
+    codes = MnemonicCodes(data.digits().train, t_mix=t_mix, distribution=distribution, seed=code_seed)
+    settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    return _train(arch, settings, codes, cache=cache, progress=progress), codes
+
+
+def _train(arch: str, settings: dict[str, Any], mnemonic: Optional["MnemonicCodes"], *, cache: bool, progress: bool) -> nn.Module:
+    _check_seed(settings["seed"])
+    _check_positive_int(settings["epochs"], "epochs")
+    _check_number(settings["lr"], "lr", positive=True)
+    _check_number(settings["weight_decay"], "weight_decay", positive=False)
+    _check_positive_int(settings["batch_size"], "batch_size")
+    with _seeded_rng(settings["seed"], torch.device("cpu")):
         model = build(arch)
     digits = data.digits()
-    config = {
-        "arch": arch,
-        "epochs": epochs,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "batch_size": batch_size,
-        "seed": seed,
-        "data": digits.fingerprint,
-        "recipe": _RECIPE,
-    }
+    config = {"arch": arch, **settings, "data": digits.fingerprint, "recipe": _RECIPE}
+    if mnemonic is not None:
+        config["mnemonic"] = mnemonic.fingerprint()
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_dir() / f"{arch}-{key}.pt"
+    path = cache_dir() / f"{arch}{'-mnemonic' if mnemonic is not None else ''}-{key}.pt"
     if cache and path.is_file():
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             return model.eval()
         except (RuntimeError, OSError, EOFError, ValueError) as error:
-            warnings.warn(f"ignoring the unreadable cached model {path} ({error}); training again", stacklevel=2)
-    fit(model, digits.train, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed, progress=progress)
+            warnings.warn(f"ignoring the unreadable cached model {path} ({error}); training again", stacklevel=3)
+    fit(model, digits.train, progress=progress, mnemonic=mnemonic, **settings)
     model.eval()
     if cache:
         _save(model.state_dict(), path)
