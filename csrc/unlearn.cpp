@@ -14,6 +14,9 @@ TORCH_LIBRARY(unlearn, m) {
   m.def(
       "codec_select(Tensor y, Tensor features, int max_select, bool stop_early=True, "
       "int seed=0, int max_cache_bytes=1073741824) -> (Tensor, Tensor)");
+  m.def(
+      "codec_step(Tensor y, Tensor candidates, Tensor selected, int row_begin, int row_end, "
+      "int seed=0, Tensor? cache=None) -> (Tensor, Tensor)");
   m.def("perturb(Tensor x, int copies, float sigma, int seed=0) -> Tensor");
   m.def("channel_means(Tensor act, Tensor(a!) out, int column) -> ()");
   m.def("block_solve(Tensor[] blocks, Tensor g, float damping, bool[] low_rank) -> Tensor");

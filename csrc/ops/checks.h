@@ -19,6 +19,8 @@ void check_nearest_neighbor(const at::Tensor& x);
 void check_codec(const at::Tensor& y, const at::Tensor& z, const std::optional<at::Tensor>& x);
 void check_codec_select(const at::Tensor& y, const at::Tensor& features, int64_t max_select,
                         int64_t max_cache_bytes);
+void check_codec_step(const at::Tensor& y, const at::Tensor& candidates, const at::Tensor& selected,
+                      int64_t row_begin, int64_t row_end, const std::optional<at::Tensor>& cache);
 
 }  // namespace unlearn
 

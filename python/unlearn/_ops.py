@@ -29,12 +29,15 @@ _TWINS = {
     "nearest_neighbor": reference.nearest_neighbor,
     "codec": reference.codec,
     "codec_select": reference.codec_select,
+    "codec_step": reference.codec_step,
     "perturb": reference.perturb,
     "channel_means": reference.channel_means,
     "block_solve": reference.block_solve,
 }
 # Written once with ATen ops, registered for every device by the compiled library.
 _DEVICE_GENERIC = {"block_solve"}
+# Compiled for the CPU only: CUDA tensors run on the twin in every build.
+_CPU_ONLY = {"codec_step"}
 
 if _C is None:
     warnings.warn(
@@ -47,10 +50,10 @@ if _C is None:
     for _name, _schema in SCHEMAS.items():
         _LIBRARY.define(_schema)
         _LIBRARY.impl(_name, _TWINS[_name], "CompositeExplicitAutograd")
-elif not _C.with_cuda:
+else:
     # A CPU-only build still serves CUDA tensors, through the twins.
     _LIBRARY = torch.library.Library("unlearn", "IMPL")
-    for _name in SCHEMAS.keys() - _DEVICE_GENERIC:
+    for _name in _CPU_ONLY if _C.with_cuda else SCHEMAS.keys() - _DEVICE_GENERIC:
         _LIBRARY.impl(_name, _TWINS[_name], "CUDA")
 
 
@@ -70,6 +73,11 @@ def _(y, features, max_select, stop_early=True, seed=0, max_cache_bytes=1 << 30)
         features.new_empty((max_select,), dtype=torch.int64),
         features.new_empty((max_select,)),
     )
+
+
+@torch.library.register_fake("unlearn::codec_step")
+def _(y, candidates, selected, row_begin, row_end, seed=0, cache=None):
+    return candidates.new_empty((candidates.shape[1],), dtype=torch.int64), candidates.new_empty((), dtype=torch.int64)
 
 
 @torch.library.register_fake("unlearn::perturb")
@@ -101,6 +109,8 @@ def backend() -> dict[str, str]:
         return {name: "cpu: reference, cuda: reference" for name in SCHEMAS}
     cuda = "compiled" if _C.with_cuda else "reference"
     return {
-        name: "cpu: compiled, cuda: compiled" if name in _DEVICE_GENERIC else f"cpu: compiled, cuda: {cuda}"
+        name: "cpu: compiled, cuda: compiled"
+        if name in _DEVICE_GENERIC
+        else f"cpu: compiled, cuda: {'reference' if name in _CPU_ONLY else cuda}"
         for name in SCHEMAS
     }

@@ -12,6 +12,10 @@ SCHEMAS: dict[str, str] = {
         "codec_select(Tensor y, Tensor features, int max_select, bool stop_early=True, "
         "int seed=0, int max_cache_bytes=1073741824) -> (Tensor, Tensor)"
     ),
+    "codec_step": (
+        "codec_step(Tensor y, Tensor candidates, Tensor selected, int row_begin, int row_end, "
+        "int seed=0, Tensor? cache=None) -> (Tensor, Tensor)"
+    ),
     "perturb": "perturb(Tensor x, int copies, float sigma, int seed=0) -> Tensor",
     "channel_means": "channel_means(Tensor act, Tensor(a!) out, int column) -> ()",
     "block_solve": "block_solve(Tensor[] blocks, Tensor g, float damping, bool[] low_rank) -> Tensor",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -107,12 +107,17 @@ def foci(
     stop_early: bool = True,
     standardize: bool = True,
     seed: int = 0,
+    group: Optional[Any] = None,
+    shard: str = "columns",
 ) -> FociResult:
     """Feature Ordering by Conditional Independence (Azadkia and Chatterjee).
 
     Greedily adds the column of `features` (n x p) with the largest
     T(y, f_j | selected); with `stop_early`, stops once the best T is <= 0.
-    Columns are standardised first by default, as in the R package.
+    Columns are standardised first by default, as in the R package. With a
+    torch.distributed process `group`, every rank passes the same data and
+    the ranks share the work (`unlearn.distributed.codec_select`, `shard`
+    "columns", "rows" or "both"); the result is the same.
     """
     ft = _points(features, "features", "(n, p)")
     p = ft.shape[1]
@@ -127,6 +132,12 @@ def foci(
     check_response("foci", "y", yt, ft.shape[0])
     if standardize:
         ft = standardize_columns(ft)
-    order, scores = torch.ops.unlearn.codec_select(yt, ft.contiguous(), int(max_select), bool(stop_early), int(seed))
+    if group is not None:
+        from .distributed import codec_select as sharded
+
+        order, scores = sharded(yt, ft.contiguous(), int(max_select), group=group, shard=shard,
+                                stop_early=bool(stop_early), seed=int(seed))
+    else:
+        order, scores = torch.ops.unlearn.codec_select(yt, ft.contiguous(), int(max_select), bool(stop_early), int(seed))
     keep = order >= 0
     return FociResult(order[keep].tolist(), scores[keep].tolist())

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import curvature as curv
+from .. import distributed
 from ..stats import foci
 from ..units import Selection, Units
 from .base import Split, register
@@ -40,30 +41,50 @@ def _copy_bytes(model: nn.Module, units: Units, sample: torch.Tensor) -> int:
 
 
 def perturbation_features(
-    model: nn.Module, units: Units, forget: Split, copies: int, sigma: float, seed: int, memory_budget: int
+    model: nn.Module,
+    units: Units,
+    forget: Split,
+    copies: int,
+    sigma: float,
+    seed: int,
+    memory_budget: int,
+    group: Optional[Any] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-copy loss (k*copies) and unit mean activations (k*copies x units):
-    all copies of all forget samples, forwarded in batches under the budget."""
+    all copies of all forget samples, forwarded in batches under the budget.
+    With a process `group`, each rank forwards one contiguous block of the
+    copies and the blocks are gathered on every rank."""
     k = len(forget)
     noisy = torch.ops.unlearn.perturb(forget.inputs, copies, sigma, seed)  # (copies, k, ...)
     noisy = noisy.transpose(0, 1).reshape(k * copies, *forget.inputs.shape[1:])
     labels = forget.labels.repeat_interleave(copies)
-    features = torch.empty(k * copies, units.columns, dtype=noisy.dtype, device=noisy.device)
-    losses = torch.empty(k * copies, dtype=noisy.dtype, device=noisy.device)
+    first, last = (0, k * copies) if group is None else distributed.shard_rows(k * copies, group)
+    features = torch.empty(last - first, units.columns, dtype=noisy.dtype, device=noisy.device)
+    losses = torch.empty(last - first, dtype=noisy.dtype, device=noisy.device)
     batch = max(1, memory_budget // _copy_bytes(model, units, noisy[0]))
     with torch.no_grad():
-        for start in range(0, k * copies, batch):
-            end = min(k * copies, start + batch)
+        for start in range(0, last - first, batch):
+            end = min(last - first, start + batch)
             with units.record(features[start:end]):
-                out = model(noisy[start:end])
-            losses[start:end] = F.cross_entropy(out, labels[start:end], reduction="none")
+                out = model(noisy[first + start : first + end])
+            losses[start:end] = F.cross_entropy(out, labels[first + start : first + end], reduction="none")
+    if group is not None:
+        losses = distributed.gather_rows(losses, k * copies, group)
+        features = distributed.gather_rows(features, k * copies, group)
     return losses, features
 
 
 def select_columns(
-    losses: torch.Tensor, features: torch.Tensor, copies: int, selection: str, max_select: Optional[int], seed: int
+    losses: torch.Tensor,
+    features: torch.Tensor,
+    copies: int,
+    selection: str,
+    max_select: Optional[int],
+    seed: int,
+    group: Optional[Any] = None,
 ) -> list[list[int]]:
-    """Columns picked for each forget sample from its own copies."""
+    """Columns picked for each forget sample from its own copies (FOCI shared
+    by the ranks of `group` when one is given)."""
     picks = []
     for i in range(losses.shape[0] // copies):
         y = losses[i * copies : (i + 1) * copies].double()
@@ -76,7 +97,7 @@ def select_columns(
         if selection == "all":
             picks.append(list(range(f.shape[1])))
             continue
-        chosen = foci(y, f, max_select=max_select, seed=seed + i).selected
+        chosen = foci(y, f, max_select=max_select, seed=seed + i, group=group).selected
         if selection == "random":
             g = torch.Generator().manual_seed(seed + i)
             chosen = torch.randperm(f.shape[1], generator=g)[: len(chosen)].tolist()
@@ -140,6 +161,7 @@ def lcodec(
     smoothness: float = 0.25,
     lipschitz: float = 1.0,
     memory_budget: int = 256 << 20,
+    group: Optional[Any] = None,
 ) -> dict:
     """Removes the forget samples' influence from the selected blocks S by a
     Newton step on the retained objective L_R = mean retained CE + l2/2 ||w||^2:
@@ -151,7 +173,10 @@ def lcodec(
     retained data; "retain" (default) also corrects for training that stopped
     short of it. Then Gaussian noise of the (epsilon, delta) scale on the
     selected coordinates (the published code; `noise_on="complement"` follows
-    the paper's Algorithm 1). Options and defaults follow the paper."""
+    the paper's Algorithm 1). Options and defaults follow the paper. With a
+    torch.distributed process `group` (every rank calling with the same
+    arguments), the perturbed copies and FOCI are shared among its ranks and
+    every rank gets the same result as one process."""
     _check_options(retain, perturbations, sigma, selection, curvature, gradient, checkpoints, l2, noise_on, max_select)
     if fisher not in ("model", "empirical"):
         raise ValueError(f"fisher must be 'model' or 'empirical', got {fisher!r}")
@@ -173,9 +198,9 @@ def lcodec(
     n = n_train if n_train is not None else len(retain) + k
     if n <= k:
         raise ValueError(f"n_train must exceed the number of forget samples ({k}), got {n}")
-    losses, features = perturbation_features(model, units, forget, perturbations, sigma, seed, memory_budget)
+    losses, features = perturbation_features(model, units, forget, perturbations, sigma, seed, memory_budget, group)
     lap("perturb_forward")
-    picks = select_columns(losses, features, perturbations, selection, max_select, seed)
+    picks = select_columns(losses, features, perturbations, selection, max_select, seed, group)
     lap("select")
     columns = sorted({c for p in picks for c in p})
     report = {

@@ -9,7 +9,8 @@ from .block_solve import block_solve
 from .channel_means import channel_means
 from .codec import codec
 from .codec_select import codec_select
+from .codec_step import codec_step
 from .nearest_neighbor import nearest_neighbor
 from .perturb import perturb
 
-__all__ = ["block_solve", "channel_means", "codec", "codec_select", "nearest_neighbor", "perturb"]
+__all__ = ["block_solve", "channel_means", "codec", "codec_select", "codec_step", "nearest_neighbor", "perturb"]

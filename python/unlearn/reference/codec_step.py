@@ -1,0 +1,43 @@
+"""Twin of unlearn::codec_step: one FOCI step over a block of rows, by dense search.
+
+For every candidate column j and row i in [row_begin, row_end), the neighbour
+of i in S + {j} minimises D_S(i, k) + (f_ij - f_kj)^2, with D_S the selected
+columns' squared differences added in order (or the given cache rows).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._checks import check_codec_step
+from .codec import max_ranks
+from .tie_key import argmin_with_ties
+
+
+def codec_step(
+    y: torch.Tensor,
+    candidates: torch.Tensor,
+    selected: torch.Tensor,
+    row_begin: int,
+    row_end: int,
+    seed: int = 0,
+    cache: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    check_codec_step(y, candidates, selected, row_begin, row_end, cache)
+    up, _ = max_ranks(y)
+    rows = torch.arange(row_begin, row_end, device=candidates.device)
+    if cache is None:
+        cache = torch.zeros(len(rows), candidates.shape[0], dtype=candidates.dtype, device=candidates.device)
+        for c in selected.unbind(1):
+            cache = cache + (c[rows, None] - c[None, :]).square()
+    self_sum = torch.zeros((), dtype=torch.int64, device=candidates.device)
+    if selected.shape[1]:
+        d_s = cache.clone()
+        d_s[torch.arange(len(rows)), rows] = float("inf")
+        self_sum += torch.minimum(up[rows], up[argmin_with_ties(d_s, seed, rows)]).sum()
+    num = torch.empty(candidates.shape[1], dtype=torch.int64, device=candidates.device)
+    for j, f in enumerate(candidates.unbind(1)):
+        dist = (cache if selected.shape[1] else torch.zeros_like(cache)) + (f[rows, None] - f[None, :]).square()
+        dist[torch.arange(len(rows)), rows] = float("inf")
+        num[j] = torch.minimum(up[rows], up[argmin_with_ties(dist, seed, rows)]).sum()
+    return num, self_sum
