@@ -33,6 +33,7 @@ bench: $(VENV)/.built
 	$(PY) benchmarks/bench_codec.py
 	$(PY) benchmarks/bench_lcodec.py
 	$(PY) benchmarks/bench_methods.py
+	$(PY) benchmarks/bench_distributed.py
 
 # Builds dist/*.whl, then installs it into a fresh venv and imports it.
 wheel: $(VENV)/.deps
