@@ -183,12 +183,13 @@ def codec_select(
 
 def _local_best(num: torch.Tensor, c0: int, picked: list[int]) -> tuple[int, int]:
     """(score, column) of the best untaken column of this block; lowest column on ties; (-1, -1) if none."""
-    best_num, best_j = -1, -1
-    for offset, value in enumerate(num.tolist()):
-        j = c0 + offset
-        if j not in picked and value > best_num:
-            best_num, best_j = value, j
-    return best_num, best_j
+    scores = num.clone()
+    taken = [j - c0 for j in picked if 0 <= j - c0 < len(num)]
+    scores[taken] = -1
+    if len(scores) == 0 or int(scores.max()) < 0:
+        return -1, -1
+    offset = int(torch.nonzero(scores == scores.max())[0])
+    return int(scores[offset]), c0 + offset
 
 
 def _winner_column(
