@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # On a GPU machine: build the package with its CUDA kernels, run the CUDA tests,
 # then the codec benchmark on the GPU, whose table is printed last.
-# CUDA_ARCHS (e.g. 90) narrows the architectures built; logs and RESULTS.md are
-# copied into "$OUT" when that variable is set.
+# CUDA_ARCHS (e.g. 90) narrows the architectures built; logs (and RESULTS.md)
+# go to "$OUT" when that variable is set, as they are written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
-LOGS=$(mktemp -d)
+LOGS=${OUT:-$(mktemp -d)}
+mkdir -p "$LOGS"
 status=0
 
 nvidia-smi 2>&1 | tee "$LOGS/nvidia-smi.log"
@@ -27,7 +28,5 @@ if [ "$status" -eq 0 ]; then
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 
-if [ -n "${OUT:-}" ]; then
-  mkdir -p "$OUT" && cp "$LOGS"/*.log benchmarks/RESULTS.md "$OUT"/
-fi
+cp benchmarks/RESULTS.md "$LOGS"/
 exit "$status"

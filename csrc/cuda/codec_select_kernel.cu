@@ -1,13 +1,15 @@
 // codec_select (FOCI forward selection) on CUDA, fused (DESIGN.md 2.2).
 //
-// Every step is one pass of `step_kernel` over D_S(i, k), the squared distance
-// in the space of the selected columns S (D_S = 0 at step 1). For each row i
+// Step 1 sorts every column (at::sort) and finds each point's 1-D neighbour
+// next to it in sorted order (`first_step_kernel`): O(p n log n), with the
+// CPU kernel's walk over groups of equal values, so ties match. Every later
+// step is one pass of `step_kernel` over D_S(i, k), the squared distance in
+// the space of the selected columns S. For each row i
 // and each candidate column j it finds M_j(i) = argmin_{k != i} D_S(i, k) +
 // (f_ij - f_kj)^2 with the Nearest tie rule, and adds min(R_i, R_{M_j(i)}) to
 // num_j. The features are stored zero-padded with an all-zero column at index
 // p: its "neighbour" is argmin_k D_S(i, k) + 0 = N(i), the S-space neighbour,
-// so the same pass yields sum_i min(R_i, R_N(i)) (step 1 needs no N and skips
-// the blocks past column p - 1). A one-block kernel then picks
+// so the same pass yields sum_i min(R_i, R_N(i)). A one-block kernel then picks
 // argmax num_j over the unselected columns (lowest index on ties); its three
 // numbers are the only host synchronisation of a step. After a pick, D_S is
 // updated in place (cache) or, when n^2 does not fit in max_cache_bytes,
@@ -50,7 +52,7 @@ constexpr int cols_per_lane() {
   return sizeof(T) == 4 ? 8 : 4;
 }
 
-enum class Dist { kZero, kCache, kRecompute };
+enum class Dist { kCache, kRecompute };
 
 // Offers k at distance v == bd to the running best (bd, bi) of row i: the
 // Nearest<T>::offer rule, with the best's key recomputed from its index.
@@ -73,7 +75,6 @@ __global__ void __launch_bounds__(kWarps * 32)
                 uint32_t state, unsigned long long* __restrict__ num) {
   constexpr int RI = kRowsPerWarp;
   constexpr int RJ = cols_per_lane<T>();
-  constexpr bool kPrune = kMode != Dist::kZero;
   __shared__ __align__(16) T dtile[kWarps][32][RI];  // D_S(row r, k0 + kk), read as broadcasts
   __shared__ long long partial[kWarps][32 * RJ];
 
@@ -103,7 +104,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
     for (int64_t k0 = 0; k0 < n; k0 += 32) {
       const int kn = n - k0 < 32 ? static_cast<int>(n - k0) : 32;
-      if constexpr (kMode != Dist::kZero) {
+      {
         const int64_t k = k0 + lane;
         T dv[RI];
 #pragma unroll
@@ -133,11 +134,11 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int kk = 0; kk < kn; ++kk) {
         const int64_t k = k0 + kk;
         T dk[RI];
-        bool any = !kPrune;
+        bool any = false;
 #pragma unroll
         for (int r = 0; r < RI; ++r) {
-          dk[r] = kPrune ? dtile[warp][kk][r] : T(0);
-          if constexpr (kPrune) any = any || dk[r] <= thr[r];
+          dk[r] = dtile[warp][kk][r];
+          any = any || dk[r] <= thr[r];
         }
         if (!any) continue;
         T fk[RJ];
@@ -145,7 +146,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         for (int c = 0; c < RJ; ++c) fk[c] = __ldg(feat + k * P + jb + c);
 #pragma unroll
         for (int r = 0; r < RI; ++r) {
-          if (kPrune && !(dk[r] <= thr[r])) continue;
+          if (!(dk[r] <= thr[r])) continue;
           bool changed = false;
 #pragma unroll
           for (int c = 0; c < RJ; ++c) {
@@ -161,7 +162,7 @@ __global__ void __launch_bounds__(kWarps * 32)
               changed = true;
             }
           }
-          if (kPrune && changed) {
+          if (changed) {
             T m = bd[r][0];
 #pragma unroll
             for (int c = 1; c < RJ; ++c) m = bd[r][c] > m ? bd[r][c] : m;
@@ -192,6 +193,51 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int w = 0; w < kWarps; ++w) s += partial[w][t];
     atomicAdd(num + static_cast<int64_t>(blockIdx.x) * (32 * RJ) + t,
               static_cast<unsigned long long>(s));
+  }
+}
+
+// Step 1 for column j = blockIdx.y (strided): thread t takes the point at
+// sorted position t, offers every other point of its group of equal values at
+// distance 0, then walks outwards group by group while the squared gap can
+// still tie (the CPU kernel's walk), and adds min(R_i, R_M(i)) to num[j].
+template <typename T>
+__global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* __restrict__ order,
+                                  int64_t n, int64_t p, const int64_t* __restrict__ R,
+                                  uint32_t state, unsigned long long* __restrict__ num) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (int64_t j = blockIdx.y; j < p; j += gridDim.y) {
+    unsigned long long value = 0;
+    if (t < n) {
+      const T* v = sorted + j * n;
+      const int64_t* ord = order + j * n;
+      const int64_t i = ord[t];
+      const T vi = v[t];
+      Nearest<T> best{std::numeric_limits<T>::infinity(), 0xffffffffu, -1};
+      int64_t lo = t, hi = t + 1;
+      while (lo > 0 && v[lo - 1] == vi) --lo;
+      while (hi < n && v[hi] == vi) ++hi;
+      for (int64_t u = lo; u < hi; ++u) {
+        if (u != t) best.offer(T(0), state, i, ord[u]);
+      }
+      for (int64_t pos = lo - 1; pos >= 0;) {
+        const T g = v[pos];
+        const T diff = vi - g;
+        const T dist = diff * diff;
+        if (dist > best.dist) break;
+        for (; pos >= 0 && v[pos] == g; --pos) best.offer(dist, state, i, ord[pos]);
+      }
+      for (int64_t pos = hi; pos < n;) {
+        const T g = v[pos];
+        const T diff = vi - g;
+        const T dist = diff * diff;
+        if (dist > best.dist) break;
+        for (; pos < n && v[pos] == g; ++pos) best.offer(dist, state, i, ord[pos]);
+      }
+      const int64_t rm = R[best.index];
+      value = static_cast<unsigned long long>(R[i] < rm ? R[i] : rm);
+    }
+    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
+    if ((threadIdx.x & 31) == 0 && value != 0) atomicAdd(num + j, value);
   }
 }
 
@@ -267,12 +313,8 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
 
   // Candidates padded to whole blocks; column p (zero) gives the S-space neighbour.
   const int64_t P = (p + 1 + cands_per_block - 1) / cands_per_block * cands_per_block;
-  auto feat = at::empty({n, P}, features.options());
+  auto feat = at::zeros({n, P}, features.options());
   feat.narrow(1, 0, p).copy_(features);
-  // Step 1 scores only the real columns and needs no S-space neighbour; the
-  // padding then holds distinct values (row numbers, exact in T), so that the
-  // lanes it falls on do not meet a tie at every k. Zeroed after step 1.
-  feat.narrow(1, p, P - p).copy_(at::arange(n, features.options()).unsqueeze(1).expand({n, P - p}));
   const auto cols_t = features.t().contiguous();  // column j is contiguous
   const bool use_cache = static_cast<double>(n) * n * sizeof(T) <= max_cache_bytes;
   auto cache = use_cache ? at::zeros({n, n}, features.options()) : at::Tensor();
@@ -282,9 +324,30 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   auto result = at::empty({3}, features.options().dtype(at::kLong));
 
   const dim3 grid(static_cast<unsigned>(P / cands_per_block), static_cast<unsigned>(row_blocks));
-  const dim3 grid_first(static_cast<unsigned>((p + cands_per_block - 1) / cands_per_block),
-                        static_cast<unsigned>(row_blocks));
-  // One step: every candidate's num, then the pick. Returns {pick, num, self}.
+  // The pick after num is filled: {pick, num, self}, the step's only synchronisation.
+  const auto pick = [&]() {
+    pick_kernel<<<1, kPickThreads, 0, stream>>>(num.data_ptr<int64_t>(), taken.data_ptr<bool>(),
+                                                p, result.data_ptr<int64_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const auto host = result.cpu();
+    const int64_t* h = host.data_ptr<int64_t>();
+    return std::vector<int64_t>{h[0], h[1], h[2]};
+  };
+  // Step 1: every column sorted once, each point's 1-D neighbour next to it.
+  const auto first_step = [&]() {
+    num.zero_();
+    const auto sorted = at::sort(cols_t, /*dim=*/1);
+    const auto values = std::get<0>(sorted).contiguous();
+    const auto indices = std::get<1>(sorted).contiguous();
+    const dim3 blocks(static_cast<unsigned>((n + 255) / 256),
+                      static_cast<unsigned>(std::min<int64_t>(p, 65535)));
+    first_step_kernel<T><<<blocks, 256, 0, stream>>>(
+        values.data_ptr<T>(), indices.data_ptr<int64_t>(), n, p, R.data_ptr<int64_t>(), state,
+        reinterpret_cast<unsigned long long*>(num.data_ptr<int64_t>()));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return pick();
+  };
+  // A later step: every candidate's num over D_S, then the pick.
   const auto run_step = [&](Dist mode, int nsel) {
     num.zero_();
     const T* f = feat.data_ptr<T>();
@@ -293,10 +356,6 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
     auto* out = reinterpret_cast<unsigned long long*>(num.data_ptr<int64_t>());
     const int64_t* r = R.data_ptr<int64_t>();
     switch (mode) {
-      case Dist::kZero:
-        step_kernel<T, Dist::kZero><<<grid_first, kWarps * 32, 0, stream>>>(f, n, P, c, s, nsel,
-                                                                             r, state, out);
-        break;
       case Dist::kCache:
         step_kernel<T, Dist::kCache><<<grid, kWarps * 32, 0, stream>>>(f, n, P, c, s, nsel, r,
                                                                         state, out);
@@ -307,12 +366,7 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
         break;
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    pick_kernel<<<1, kPickThreads, 0, stream>>>(num.data_ptr<int64_t>(), taken.data_ptr<bool>(),
-                                                p, result.data_ptr<int64_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const auto host = result.cpu();  // the step's only synchronisation
-    const int64_t* h = host.data_ptr<int64_t>();
-    return std::vector<int64_t>{h[0], h[1], h[2]};
+    return pick();
   };
   // Adds column j to S: D_S in place, or the list the tiles are recomputed from.
   const auto add = [&](int64_t j, int64_t s) {
@@ -329,13 +383,12 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   };
 
   // Step 1: unconditional T(y, f_j) = (n num_j - sum L^2) / sum L (n - L).
-  const auto first = run_step(Dist::kZero, 0);
+  const auto first = first_step();
   const double t1 = static_cast<double>(n * first[1] - sum_l2) / static_cast<double>(den_u);
   if (stop_early && t1 <= 0) return;
   order.push_back(first[0]);
   scores.push_back(t1);
   add(first[0], 0);
-  feat.narrow(1, p, P - p).zero_();  // column p: the S-space neighbour from step 2 on
   for (int64_t s = 1; s < max_select; ++s) {
     const auto sums = run_step(use_cache ? Dist::kCache : Dist::kRecompute, static_cast<int>(s));
     const int64_t self = sums[2], den = sum_r - self;
