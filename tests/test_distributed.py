@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import unlearn  # noqa: F401  (registers torch.ops.unlearn)
-from unlearn.distributed import Traffic, block, codec_select, grid_shape
+from unlearn.distributed import Traffic, block, codec_select, column_block, grid_shape
 
 # (name, n, p, max_select, stop_early, max_cache_bytes, integer data, modes)
 CASES = [
@@ -51,6 +51,18 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                 traffic = Traffic()
                 results[name, mode] = (*codec_select(y, f, k, shard=mode, stop_early=stop, seed=3, max_cache_bytes=cache,
                                                      traffic=traffic), traffic.bytes, traffic.cache_bytes)
+                # The same with each rank handed only its block of columns.
+                c0, c1 = column_block(p, shard=mode)
+                results[name, mode, "sharded"] = codec_select(y, f[:, c0:c1], k, shard=mode, stop_early=stop, seed=3,
+                                                              max_cache_bytes=cache, columns=p)
+        try:  # the whole matrix where only this rank's block belongs
+            codec_select(y, f, 2, columns=f.shape[1])
+        except ValueError as error:
+            results["wrong block"] = str(error)
+        try:
+            codec_select(y, f, 2, shard="diagonal")
+        except ValueError as error:
+            results["wrong shard"] = str(error)
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -76,6 +88,9 @@ def test_every_mode_matches_one_process(ranks, case):
             got_order, got_scores, _, _ = results[rank][name, mode]
             assert torch.equal(got_order, order), (mode, rank)
             torch.testing.assert_close(got_scores, scores, rtol=0, atol=0, equal_nan=True, msg=f"{mode}, rank {rank}")
+            sharded_order, sharded_scores = results[rank][name, mode, "sharded"]
+            assert torch.equal(sharded_order, order), (mode, rank, "sharded input")
+            torch.testing.assert_close(sharded_scores, scores, rtol=0, atol=0, equal_nan=True)
 
 
 def test_traffic_and_memory_follow_the_mode(ranks):
@@ -91,6 +106,13 @@ def test_traffic_and_memory_follow_the_mode(ranks):
     assert rows[3] == (block(n, world, 0)[1] - block(n, world, 0)[0]) * n * 4
     sent = sum(r[name, "columns"][2].get("broadcast column", 0) for r in results)
     assert sent == 4 * n * k  # each picked column broadcast once, by its owner
+
+
+def test_bad_shards_raise_clear_errors_on_every_rank(ranks):
+    world, results = ranks
+    for r in results:
+        assert "features: with columns=" in r["wrong block"] and "this rank takes its block" in r["wrong block"]
+        assert "shard must be one of 'columns', 'rows', 'both'" in r["wrong shard"]
 
 
 def test_grid_and_blocks():

@@ -1,6 +1,8 @@
 """FOCI forward selection (`codec_select`) across processes with torch.distributed.
 
-Every rank passes the same `y` and `features`; a rank reads only its shard:
+Every rank passes the same `y`, and either the same `features` (a rank reads
+only its shard) or, with ``columns=p``, only its own block of columns
+(`column_block`), so that no rank holds the whole matrix:
 
 - ``shard="columns"``: rank r scores the candidate columns of block r over all
   rows; one all-reduce of a single int64 (score and column id packed so that
@@ -25,7 +27,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ._checks import check_codec_select
+from ._checks import check_codec_select, check_points, check_response
 from .reference.codec import max_ranks
 
 SHARDS = ("columns", "rows", "both")
@@ -63,8 +65,9 @@ class _Layout:
     owners: list[int]  # global rank that broadcasts each column block
 
 
-def _layout(shard: str, n: int, p: int, group: Optional[dist.ProcessGroup], grid: Optional[tuple[int, int]]) -> _Layout:
-    world, rank = dist.get_world_size(group), dist.get_rank(group)
+def _grid(shard: str, world: int, grid: Optional[tuple[int, int]]) -> tuple[int, int]:
+    if shard not in SHARDS:
+        raise ValueError(f"shard must be one of {', '.join(map(repr, SHARDS))}, got {shard!r}")
     if shard == "columns":
         shape = (1, world)
     elif shard == "rows":
@@ -73,7 +76,21 @@ def _layout(shard: str, n: int, p: int, group: Optional[dist.ProcessGroup], grid
         shape = grid if grid is not None else grid_shape(world)
         if len(shape) != 2 or shape[0] * shape[1] != world or min(shape) < 1:
             raise ValueError(f"grid must be (row groups, column groups) with a product of {world} ranks, got {grid}")
-    row_groups, column_groups = shape
+    return shape
+
+
+def column_block(
+    p: int, *, shard: str = "columns", group: Optional[dist.ProcessGroup] = None, grid: Optional[tuple[int, int]] = None
+) -> tuple[int, int]:
+    """[start, stop) of the p columns this rank scores under `shard` (and
+    `grid`): the block to pass as `features` with `columns=p`."""
+    _, column_groups = _grid(shard, dist.get_world_size(group), grid)
+    return block(p, column_groups, dist.get_rank(group) % column_groups)
+
+
+def _layout(shard: str, n: int, p: int, group: Optional[dist.ProcessGroup], grid: Optional[tuple[int, int]]) -> _Layout:
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    row_groups, column_groups = _grid(shard, world, grid)
     a, b = divmod(rank, column_groups)
     global_rank = lambda r: dist.get_global_rank(group, r) if group is not None else r  # noqa: E731
     column_group = None
@@ -111,6 +128,7 @@ def codec_select(
     stop_early: bool = True,
     seed: int = 0,
     max_cache_bytes: int = 1 << 30,
+    columns: Optional[int] = None,
     traffic: Optional[Traffic] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`torch.ops.unlearn.codec_select(y, features, max_select, stop_early,
@@ -118,14 +136,30 @@ def codec_select(
     group when None), each on its shard; every rank returns the same (order,
     scores). `max_cache_bytes` bounds the D_S rows each rank caches (above it
     they are recomputed per step). `grid` fixes the (rows, columns) shape for
-    shard="both" (default: the most square one). Pass a `Traffic` to count
-    the bytes this rank sends."""
+    shard="both" (default: the most square one). With `columns` (the total
+    column count p), `features` is only this rank's `column_block`. Pass a
+    `Traffic` to count the bytes this rank sends."""
     if not dist.is_available() or not dist.is_initialized():
         raise ValueError("group: torch.distributed is not initialised (call init_process_group first)")
-    if shard not in SHARDS:
-        raise ValueError(f"shard must be one of {', '.join(map(repr, SHARDS))}, got {shard!r}")
-    check_codec_select(y, features, max_select, max_cache_bytes)
-    n, p = features.shape
+    p = features.shape[1] if columns is None else columns
+    if columns is not None:
+        c0, c1 = column_block(p, shard=shard, group=group, grid=grid)
+        if features.dim() != 2 or features.shape[1] != c1 - c0:
+            raise ValueError(
+                f"features: with columns={p} this rank takes its block [{c0}, {c1}) of {c1 - c0} columns, "
+                f"got shape {tuple(features.shape)}"
+            )
+        # The op's checks, on this rank's block (which may hold no columns).
+        if c1 > c0:
+            check_points("codec_select", "features", features)
+        check_response("codec_select", "y", y, features.shape[0])
+        if not 1 <= max_select <= p:
+            raise ValueError(f"codec_select: max_select must be between 1 and the number of columns ({p}), got {max_select}")
+        if max_cache_bytes < 0:
+            raise ValueError(f"codec_select: max_cache_bytes must be >= 0, got {max_cache_bytes}")
+    else:
+        check_codec_select(y, features, max_select, max_cache_bytes)
+    n = features.shape[0]
     layout = _layout(shard, n, p, group, grid)
     traffic = traffic if traffic is not None else Traffic()
     (r0, r1), (c0, c1) = layout.rows, layout.columns
@@ -138,7 +172,8 @@ def codec_select(
     use_cache = (r1 - r0) * n * features.element_size() <= max_cache_bytes
     cache = torch.zeros(r1 - r0, n, dtype=features.dtype, device=features.device) if use_cache else None
     traffic.cache_bytes = cache.numel() * cache.element_size() if use_cache else 0
-    own = features[:, c0:c1] if c1 > c0 else features[:, :1]  # a rank without columns still sums S-neighbours
+    local = features if columns is not None else features[:, c0:c1]
+    own = local if c1 > c0 else features.new_zeros(n, 1)  # a rank without columns still sums S-neighbours
     picked: list[int] = []
     selected = features.new_empty((n, 0))
     order = torch.full((max_select,), -1, dtype=torch.int64, device=features.device)
@@ -173,7 +208,7 @@ def codec_select(
             break
         order[step], scores[step] = winner, t
         picked.append(winner)
-        column = _winner_column(features, winner, layout, shard, group, traffic)
+        column = _winner_column(local, winner, p, layout, shard, group, traffic)
         selected = torch.cat([selected, column[:, None]], dim=1)
         if cache is not None:
             cache += (column[r0:r1, None] - column[None, :]).square()
@@ -193,16 +228,24 @@ def _local_best(num: torch.Tensor, c0: int, picked: list[int]) -> tuple[int, int
 
 
 def _winner_column(
-    features: torch.Tensor, winner: int, layout: _Layout, shard: str, group: Optional[dist.ProcessGroup], traffic: Traffic
+    local: torch.Tensor,
+    winner: int,
+    p: int,
+    layout: _Layout,
+    shard: str,
+    group: Optional[dist.ProcessGroup],
+    traffic: Traffic,
 ) -> torch.Tensor:
-    """The picked column on every rank: from the local features in "rows" mode,
-    else broadcast by the rank that owns it."""
+    """The picked column on every rank: from the local columns in "rows" mode
+    (which hold them all), else broadcast by the rank that owns it."""
+    c0 = layout.columns[0]
     if shard == "rows":
-        return features[:, winner].clone()
-    p, blocks = features.shape[1], len(layout.owners)
+        return local[:, winner - c0].clone()
+    blocks = len(layout.owners)
     source = next(layout.owners[b] for b in range(blocks) if winner < block(p, blocks, b)[1])
-    column = features[:, winner].clone() if dist.get_rank() == source else torch.empty_like(features[:, 0])
-    if dist.get_rank() == source:
+    mine = dist.get_rank() == source
+    column = local[:, winner - c0].clone() if mine else local.new_empty(local.shape[0])
+    if mine:
         traffic.add("broadcast column", column)
     dist.broadcast(column, src=source, group=group)
     return column
