@@ -259,9 +259,9 @@ def shard_rows(total: int, group: Optional[dist.ProcessGroup]) -> tuple[int, int
 def gather_rows(part: torch.Tensor, total: int, group: Optional[dist.ProcessGroup]) -> torch.Tensor:
     """The `total` rows whose blocks (`shard_rows`) the ranks hold, in order, on every rank."""
     world = dist.get_world_size(group)
-    width = max(b - a for a, b in (block(total, world, r) for r in range(world)))
-    padded = part.new_zeros((width, *part.shape[1:]))
+    sizes = [b - a for a, b in (block(total, world, r) for r in range(world))]
+    padded = part.new_zeros((max(sizes), *part.shape[1:]))
     padded[: len(part)] = part
     parts = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded, group=group)
-    return torch.cat([chunk[: b - a] for chunk, (a, b) in zip(parts, (block(total, world, r) for r in range(world)))])
+    return torch.cat([chunk[:size] for chunk, size in zip(parts, sizes)])

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import training  # module import: training imports this package in turn
 from ..curvature import diagonal_fisher
 from ..mnemonic_codes import MnemonicCodes, code_split
 from .base import Split, eval_mode, model_device, output_classes, register, validate_classes
@@ -82,10 +83,9 @@ def mnemonic(
     (1e-5, 1e4) on CIFAR."""
     if codes is None:
         raise ValueError("codes: mnemonic needs the MnemonicCodes the model was trained with (codes=...)")
-    for name, value in (("lambda1", lambda1), ("lambda2", lambda2), ("fisher_floor", fisher_floor)):
-        low_ok = value >= 0 if name == "fisher_floor" else value > 0
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low_ok and value < float("inf")):
-            raise ValueError(f"{name} must be a finite number {'>= 0' if name == 'fisher_floor' else '> 0'}, got {value!r}")
+    training._check_number(lambda1, "lambda1", positive=True)
+    training._check_number(lambda2, "lambda2", positive=True)
+    training._check_number(fisher_floor, "fisher_floor", positive=False)
     split = code_split(codes)
     split = Split(split.inputs.to(model_device(model)), split.labels.to(model_device(model)))
     classes = output_classes(model, split.inputs, "codes")
@@ -102,15 +102,19 @@ def mnemonic(
 
     params = dict(model.named_parameters())
     original = {name: params[name].detach().clone() for name in etas}
-    candidates = {}
-    with torch.no_grad():
-        for sign in (1.0, -1.0):
-            for name, eta in etas.items():
-                params[name].copy_(original[name] + (sign * alphas[name] * eta).to(original[name].dtype))
-            candidates[sign] = _code_scores(model, split, forget_classes)
-        sign = max(candidates, key=lambda s: (candidates[s][0], candidates[s][1], s))
+
+    @torch.no_grad()
+    def step(sign: float) -> None:
+        """The weights become w + sign * alpha * eta, from the original w."""
         for name, eta in etas.items():
             params[name].copy_(original[name] + (sign * alphas[name] * eta).to(original[name].dtype))
+
+    candidates = {}
+    for sign in (1.0, -1.0):
+        step(sign)
+        candidates[sign] = _code_scores(model, split, forget_classes)
+    sign = max(candidates, key=lambda s: (candidates[s][0], candidates[s][1], s))
+    step(sign)
     largest = max(alphas[name] * float(eta.max()) for name, eta in etas.items())
     return {
         "lambda1": lambda1,

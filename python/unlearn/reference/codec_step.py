@@ -30,14 +30,18 @@ def codec_step(
         cache = torch.zeros(len(rows), candidates.shape[0], dtype=candidates.dtype, device=candidates.device)
         for c in selected.unbind(1):
             cache = cache + (c[rows, None] - c[None, :]).square()
+    elif not selected.shape[1]:
+        cache = torch.zeros_like(cache)  # nothing selected yet: D_S = 0 whatever was passed
+
+    def neighbour_sum(dist: torch.Tensor) -> torch.Tensor:
+        """sum over the rows of min(R_i, R_M(i)), M(i) the nearest other point under `dist`."""
+        dist[torch.arange(len(rows)), rows] = float("inf")
+        return torch.minimum(up[rows], up[argmin_with_ties(dist, seed, rows)]).sum()
+
     self_sum = torch.zeros((), dtype=torch.int64, device=candidates.device)
     if selected.shape[1]:
-        d_s = cache.clone()
-        d_s[torch.arange(len(rows)), rows] = float("inf")
-        self_sum += torch.minimum(up[rows], up[argmin_with_ties(d_s, seed, rows)]).sum()
+        self_sum = neighbour_sum(cache.clone())
     num = torch.empty(candidates.shape[1], dtype=torch.int64, device=candidates.device)
     for j, f in enumerate(candidates.unbind(1)):
-        dist = (cache if selected.shape[1] else torch.zeros_like(cache)) + (f[rows, None] - f[None, :]).square()
-        dist[torch.arange(len(rows)), rows] = float("inf")
-        num[j] = torch.minimum(up[rows], up[argmin_with_ties(dist, seed, rows)]).sum()
+        num[j] = neighbour_sum(cache + (f[rows, None] - f[None, :]).square())
     return num, self_sum
