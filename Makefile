@@ -24,6 +24,7 @@ $(VENV)/.built: $(VENV)/.deps $(SOURCES)
 demo: $(VENV)/.built
 	mkdir -p build
 	$(PY) -m unlearn compare --methods all --forget-class 3 --json build/demo.json --plot build/demo.png
+	$(PY) -m unlearn compare --methods retrain,svd_projection --forget-class 3 --model vgg --quiet
 
 test: $(VENV)/.built
 	$(PY) -m pytest -q tests

@@ -1,8 +1,9 @@
 """The methods side by side on one class request of the digits CNN (time of
-each against retraining), and the hot spots of the seed methods against the
-straightforward way: Gram + eigh against an SVD, the low-rank projection
-against the explicit d x d one, batched PGD restarts against one loop per
-restart, and the vectorised diagonal Fisher against one backward per sample.
+each against retraining; svd_projection also on the VGG-style net), and the
+hot spots of the seed methods against the straightforward way: Gram + eigh
+against an SVD, the low-rank projection against the explicit d x d one,
+batched PGD restarts against one loop per restart, and the vectorised
+diagonal Fisher against one backward per sample.
 
     python benchmarks/bench_methods.py [--quick]
 """
@@ -25,11 +26,15 @@ from unlearn.methods.svd_projection import importance_basis, project_weight
 
 def comparison_rows(quick: bool) -> list[list[str]]:
     request = digits_request(unlearn.digits(), forget_class=3)
-    metrics = compare("svd_projection,mnemonic,ssd,fisher" if quick else "all", request, progress=False)["metrics"]
-    base = metrics["retrain"]["seconds"]
-    return [[f"`{name}` (class 3)", f"{base:.2f}", f"{m['seconds']:.3f}", f"{base / m['seconds']:.1f}x",
-             f"forget-class test acc {m['acc_test_forget']:.2f}, other classes {m['acc_test_retain']:.3f}"]
-            for name, m in metrics.items() if name not in ("original", "retrain")]
+    runs = [("cnn", "svd_projection,mnemonic,ssd,fisher" if quick else "all"), ("vgg", "svd_projection")]
+    rows = []
+    for arch, methods in runs:
+        metrics = compare(methods, request, arch=arch, progress=False)["metrics"]
+        base = metrics["retrain"]["seconds"]
+        rows += [[f"`{name}` (class 3, {arch})", f"{base:.2f}", f"{m['seconds']:.3f}", f"{base / m['seconds']:.1f}x",
+                  f"forget-class test acc {m['acc_test_forget']:.2f}, other classes {m['acc_test_retain']:.3f}"]
+                 for name, m in metrics.items() if name not in ("original", "retrain")]
+    return rows
 
 
 def svd_rows(quick: bool) -> list[list[str]]:
@@ -101,8 +106,9 @@ def main() -> None:
     rows = comparison_rows(args.quick) + svd_rows(args.quick) + pgd_rows(args.quick) + fisher_rows(args.quick)
     body = "\n".join([
         "## Methods (cpu)", "", f"Machine: {machine()}", f"Command: `{command()}`",
-        "Digits CNN; class rows are one `unlearn compare` run (reference = retraining; `mnemonic` starts from the "
-        "model trained with codes, whose training is not counted).", "",
+        "Class rows are `unlearn compare` runs on the digits CNN and, for `svd_projection`, the VGG-style net "
+        "(reference = retraining that model; `mnemonic` starts from the model trained with codes, whose training "
+        "is not counted).", "",
         table(["case", "reference (s)", "ours (s)", "speed-up", "note"], rows), "",
     ])
     print(body)

@@ -73,14 +73,14 @@ def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
         data._load.cache_clear()
 
 
-@pytest.mark.parametrize("name", ["logreg", "mlp", "cnn"])
+@pytest.mark.parametrize("name", ["logreg", "mlp", "cnn", "vgg"])
 def test_every_model_maps_a_batch_to_ten_scores(name, digits):
     model = models.build(name)
     assert model(digits.test.inputs[:5]).shape == (5, 10)
 
 
 def test_build_rejects_unknown_names():
-    with pytest.raises(ValueError, match="'logreg', 'mlp', 'cnn'"):
+    with pytest.raises(ValueError, match="'logreg', 'mlp', 'cnn', 'vgg'"):
         models.build("resnet")
     with pytest.raises(TypeError, match="name"):
         models.build(3)

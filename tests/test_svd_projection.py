@@ -70,23 +70,37 @@ def _accuracy(model, inputs, labels) -> float:
         return float((model(inputs).argmax(1) == labels).double().mean())
 
 
+def _class_accuracies(model, split, c) -> tuple[float, float]:
+    """Test accuracy on class c and on the other classes."""
+    gone = split.labels == c
+    return _accuracy(model, split.inputs[gone], split.labels[gone]), _accuracy(model, split.inputs[~gone], split.labels[~gone])
+
+
 def test_forgetting_a_digit_class_with_the_paper_defaults(digits):
+    # The paper's setting: a VGG-style network whose classifier has fully
+    # connected hidden layers, and its CIFAR-10 defaults.
+    model = unlearn.train("vgg")
+    train, test = digits.train, digits.test
+    result = forget(model, "svd_projection", retain=(train.inputs, train.labels), forget_classes=[3], seed=0)
+    before, after = _class_accuracies(model, test, 3), _class_accuracies(result.model, test, 3)
+    assert before[0] >= 0.9
+    assert after[0] <= 0.05
+    assert after[1] >= before[1] - 0.05
+    assert set(result.report["layers"]) == {"0", "3", "8", "11", "14"}
+    again = forget(model, "svd_projection", retain=(train.inputs, train.labels), forget_classes=[3], seed=0)
+    assert all(torch.equal(p, q) for p, q in zip(result.model.parameters(), again.model.parameters()))
+
+
+def test_a_network_without_hidden_classifier_units_forgets_only_part_of_a_class(digits):
+    # The small CNN feeds flattened convolution maps straight to its output
+    # layer: the forget class's activations there lie mostly in the space
+    # the other classes span, so the same defaults remove only part of it.
     model = unlearn.train("cnn")
     train, test = digits.train, digits.test
     result = forget(model, "svd_projection", retain=(train.inputs, train.labels), forget_classes=[3], seed=0)
-    gone = test.labels == 3
-    before = (_accuracy(model, test.inputs[gone], test.labels[gone]), _accuracy(model, test.inputs[~gone], test.labels[~gone]))
-    after = (
-        _accuracy(result.model, test.inputs[gone], test.labels[gone]),
-        _accuracy(result.model, test.inputs[~gone], test.labels[~gone]),
-    )
-    # The paper's CIFAR-10 defaults remove part of the class on this small
-    # network (the forget and retain spaces of 3 x 3 x 1 patches overlap).
-    assert after[0] <= before[0] - 0.15
+    before, after = _class_accuracies(model, test, 3), _class_accuracies(result.model, test, 3)
+    assert before[0] - 0.5 <= after[0] <= before[0] - 0.15
     assert after[1] >= before[1] - 0.05
-    assert set(result.report["layers"]) == {"0", "3", "8"}
-    again = forget(model, "svd_projection", retain=(train.inputs, train.labels), forget_classes=[3], seed=0)
-    assert all(torch.equal(p, q) for p, q in zip(result.model.parameters(), again.model.parameters()))
 
 
 def test_several_classes_at_once_all_leave(digits):

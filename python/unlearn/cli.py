@@ -19,7 +19,7 @@ import torch
 
 from . import compare as compare_module
 from . import data as data_module
-from . import demo
+from . import demo, models
 from .methods import available, forget
 
 ROWS = [
@@ -214,7 +214,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_request_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="cnn", choices=["cnn", "mlp", "logreg"])
+    p.add_argument("--model", default="cnn", choices=list(models.ARCHITECTURES))
     which = p.add_mutually_exclusive_group()
     which.add_argument("--forget-samples", type=int, default=10, help="forget this many random training samples")
     which.add_argument("--forget-indices", help="comma-separated training-sample indices to forget")
