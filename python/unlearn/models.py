@@ -23,21 +23,26 @@ class MLP(nn.Sequential):
         super().__init__(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, CLASSES))
 
 
+def _convolutions(first: int, second: int) -> list[nn.Module]:
+    """Two 3 x 3 convolutions (BatchNorm, ReLU), a 2 x 2 max-pool, flattened:
+    1 x 8 x 8 in, second x 4 x 4 out."""
+    return [
+        nn.Conv2d(1, first, 3, padding=1),
+        nn.BatchNorm2d(first),
+        nn.ReLU(),
+        nn.Conv2d(first, second, 3, padding=1),
+        nn.BatchNorm2d(second),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+    ]
+
+
 class SmallCNN(nn.Sequential):
     """Two 3 x 3 convolutions with BatchNorm, one 2 x 2 max-pool, a linear head."""
 
     def __init__(self) -> None:
-        super().__init__(
-            nn.Conv2d(1, 16, 3, padding=1),
-            nn.BatchNorm2d(16),
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1),
-            nn.BatchNorm2d(32),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(32 * 4 * 4, CLASSES),
-        )
+        super().__init__(*_convolutions(16, 32), nn.Linear(32 * 4 * 4, CLASSES))
 
 
 class SmallVGG(nn.Sequential):
@@ -48,14 +53,7 @@ class SmallVGG(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__(
-            nn.Conv2d(1, 32, 3, padding=1),
-            nn.BatchNorm2d(32),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
+            *_convolutions(32, 64),
             nn.Linear(64 * 4 * 4, 128),
             nn.ReLU(),
             nn.Dropout(0.5),
