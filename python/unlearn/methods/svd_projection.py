@@ -140,7 +140,11 @@ def svd_projection(
     Conv/Linear layer, the classifier included, gets W <- W P^T from its input
     activations of the original model (biases and BatchNorm untouched).
     Defaults are the paper's CIFAR-10 ones (alpha_r 100, alpha_f 3, 900
-    samples, 10000 patches per layer); spaces are computed in float64."""
+    samples, 10000 patches per layer); spaces are computed in float64. It
+    forgets where some layer's input gives the class a direction of its own,
+    such as the hidden units of a fully connected classifier (the digits
+    "vgg"); where the other classes span the forget class's activations in
+    every layer (the digits "cnn") it removes only part of the class."""
     for name, value in (("alpha_r", alpha_r), ("alpha_f", alpha_f)):
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
