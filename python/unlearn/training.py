@@ -107,7 +107,9 @@ def fit(
 ) -> list[float]:
     """Trains `model` in place on `split` with cross-entropy, SGD (momentum 0.9,
     weight decay, learning rate decayed to 0 by a cosine over all steps) and
-    shuffling by a generator seeded with `seed`. With `mnemonic`, each input is
+    shuffling by a generator seeded with `seed` (random layers such as
+    dropout draw from torch's RNG seeded with `seed` for the call, and the
+    caller's RNG state is restored). With `mnemonic`, each input is
     replaced by its class code with probability t_mix (`MnemonicCodes.mix`,
     drawn from the same generator). Returns the mean training loss of every
     epoch. The model's train/eval modes are restored afterwards."""
@@ -137,21 +139,23 @@ def fit(
     model.train()
     losses = []
     try:
-        for _ in _progress(range(epochs), progress, "training"):
-            order = torch.randperm(len(split), generator=generator).to(split.labels.device)
-            total = 0.0
-            for start, stop in bounds:
-                index = order[start:stop]
-                inputs, labels = split.inputs[index], split.labels[index]
-                if mnemonic is not None:
-                    inputs = mnemonic.mix(inputs, labels, generator)
-                loss = nn.functional.cross_entropy(model(inputs), labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                total += float(loss.detach()) * (stop - start)
-            losses.append(total / len(split))
+        # Dropout and other random layers draw from the seeded stream.
+        with _seeded_rng(seed, model_device(model)):
+            for _ in _progress(range(epochs), progress, "training"):
+                order = torch.randperm(len(split), generator=generator).to(split.labels.device)
+                total = 0.0
+                for start, stop in bounds:
+                    index = order[start:stop]
+                    inputs, labels = split.inputs[index], split.labels[index]
+                    if mnemonic is not None:
+                        inputs = mnemonic.mix(inputs, labels, generator)
+                    loss = nn.functional.cross_entropy(model(inputs), labels)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    total += float(loss.detach()) * (stop - start)
+                losses.append(total / len(split))
     finally:
         for module, mode in modes.items():
             module.training = mode
