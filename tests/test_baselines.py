@@ -7,19 +7,17 @@ import pytest
 import torch
 
 import unlearn
+from unlearn.compare import digits_request
 from unlearn.methods import available, forget
 
 
 @pytest.fixture(scope="module")
 def setup():
     digits = unlearn.digits()
-    model = unlearn.train("cnn")
-    drop = torch.arange(20)
-    keep = torch.ones(len(digits.train), dtype=torch.bool)
-    keep[drop] = False
-    fs = (digits.train.inputs[drop], digits.train.labels[drop])
-    rs = (digits.train.inputs[keep], digits.train.labels[keep])
-    return digits, model, fs, rs
+    request = digits_request(digits, forget_indices=range(20))
+    fs = (request.forget.inputs, request.forget.labels)
+    rs = (request.retain.inputs, request.retain.labels)
+    return digits, unlearn.train("cnn"), fs, rs
 
 
 def _accuracy(model, inputs, labels) -> float:

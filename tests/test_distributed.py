@@ -11,7 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import unlearn  # noqa: F401  (registers torch.ops.unlearn)
+import unlearn
+from unlearn._checks import check_codec_select
+from unlearn.compare import digits_request
 from unlearn.distributed import Traffic, block, codec_select, column_block, grid_shape
 
 # (name, n, p, max_select, stop_early, max_cache_bytes, integer data, modes)
@@ -142,12 +144,9 @@ LCODEC_OPTIONS = dict(seed=0, perturbations=200, l2=5e-4, damping=0.1, noise=Tru
 
 
 def _lcodec_request():
-    data = unlearn.digits()
-    model = unlearn.train("cnn")
-    drop = torch.arange(3)
-    keep = torch.ones(len(data.train), dtype=torch.bool)
-    keep[drop] = False
-    return model, (data.train.inputs[drop], data.train.labels[drop]), (data.train.inputs[keep], data.train.labels[keep])
+    request = digits_request(unlearn.digits(), forget_indices=range(3))
+    forget_set, retain_set = request.forget, request.retain
+    return unlearn.train("cnn"), (forget_set.inputs, forget_set.labels), (retain_set.inputs, retain_set.labels)
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -161,3 +160,14 @@ def test_lcodec_with_a_process_group_unlearns_the_same_weights(tmp_path, world):
         for name, value in one.model.state_dict().items():
             assert torch.equal(state[name], value), (rank, name)
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), one.model.state_dict().values()))
+
+
+def test_a_rank_block_is_checked_against_the_whole_width():
+    y = torch.arange(6.0)
+    check_codec_select(y, torch.zeros(6, 0), 5, 0, columns=5)  # a rank may hold no columns
+    with pytest.raises(ValueError, match=r"max_select must be between 1 and the number of columns \(5\), got 6"):
+        check_codec_select(y, torch.zeros(6, 0), 6, 0, columns=5)
+    with pytest.raises(ValueError, match="features contains NaN"):
+        check_codec_select(y, torch.full((6, 2), float("nan")), 2, 0, columns=5)
+    with pytest.raises(ValueError, match="features needs at least 1 column"):
+        check_codec_select(y, torch.zeros(6, 0), 2, 0)  # the op itself needs columns

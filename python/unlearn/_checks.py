@@ -71,12 +71,17 @@ def check_codec(y: torch.Tensor, z: torch.Tensor, x: torch.Tensor | None) -> Non
         _fail("codec", f"y is on {y.device} but z is on {z.device}")
 
 
-def check_codec_select(y: torch.Tensor, features: torch.Tensor, max_select: int, max_cache_bytes: int) -> None:
-    check_points("codec_select", "features", features)
+def check_codec_select(
+    y: torch.Tensor, features: torch.Tensor, max_select: int, max_cache_bytes: int, columns: int | None = None
+) -> None:
+    """With `columns` (the total p), `features` is one rank's block of the
+    columns (2-D, checked by the caller), which may hold none of them."""
+    if columns is None or features.shape[1]:
+        check_points("codec_select", "features", features)
     check_response("codec_select", "y", y, features.shape[0])
     if y.device != features.device:
         _fail("codec_select", f"y is on {y.device} but features is on {features.device}")
-    p = features.shape[1]
+    p = features.shape[1] if columns is None else columns
     if not 1 <= max_select <= p:
         _fail("codec_select", f"max_select must be between 1 and the number of columns ({p}), got {max_select}")
     if max_cache_bytes < 0:

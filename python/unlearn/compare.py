@@ -22,6 +22,7 @@ DIGITS_OPTIONS: dict[str, dict[str, Any]] = {
     "lcodec": {"l2": TRAINING_DEFAULTS["weight_decay"], "damping": 0.1, "noise": False},
 }
 
+
 def _mnemonic_model(arch: str, seed: int) -> tuple[nn.Module, dict[str, Any]]:
     """The digits model trained with mnemonic codes, and the codes as the option."""
     model, codes = train_mnemonic(arch, seed=seed)

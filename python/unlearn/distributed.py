@@ -27,7 +27,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ._checks import check_codec_select, check_points, check_response
+from ._checks import check_codec_select
 from .reference.codec import max_ranks
 
 SHARDS = ("columns", "rows", "both")
@@ -149,16 +149,7 @@ def codec_select(
                 f"features: with columns={p} this rank takes its block [{c0}, {c1}) of {c1 - c0} columns, "
                 f"got shape {tuple(features.shape)}"
             )
-        # The op's checks, on this rank's block (which may hold no columns).
-        if c1 > c0:
-            check_points("codec_select", "features", features)
-        check_response("codec_select", "y", y, features.shape[0])
-        if not 1 <= max_select <= p:
-            raise ValueError(f"codec_select: max_select must be between 1 and the number of columns ({p}), got {max_select}")
-        if max_cache_bytes < 0:
-            raise ValueError(f"codec_select: max_cache_bytes must be >= 0, got {max_cache_bytes}")
-    else:
-        check_codec_select(y, features, max_select, max_cache_bytes)
+    check_codec_select(y, features, max_select, max_cache_bytes, columns)
     n = features.shape[0]
     layout = _layout(shard, n, p, group, grid)
     traffic = traffic if traffic is not None else Traffic()

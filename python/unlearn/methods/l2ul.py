@@ -105,10 +105,11 @@ def l2ul(
     defaults: 20 adversarial examples per instance, 100 PGD steps, lr 1e-3,
     lambda (`importance`) 1. Only the adversarial examples the original model
     assigns to their target class are kept (the paper's CIFAR attacks all
-    succeed; a missed one would teach a wrong label for the instance itself). `eps` defaults to 0.15 times the mean L2 norm
-    of the forget inputs (the paper's 4.0 on CIFAR images in [0, 1] is
-    about that fraction), the PGD step to eps / 40 (0.1 at eps 4), and
-    `bounds` (the input range to clamp to) to the forget inputs' min and max.
+    succeed; a missed one would teach a wrong label for the instance itself).
+    `eps` defaults to 0.15 times the mean L2 norm of the forget inputs (the
+    paper's 4.0 on CIFAR images in [0, 1] is about that fraction), the PGD
+    step to eps / 40 (0.1 at eps 4), and `bounds` (the input range to clamp
+    to) to the forget inputs' min and max.
     SGD (momentum 0.9, weight decay 1e-4) runs full-batch in eval mode
     (BatchNorm statistics stay those of the training data) until every forget
     instance is misclassified (or carries its `relabel_to` label) or
