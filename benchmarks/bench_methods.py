@@ -19,7 +19,7 @@ from common import command, machine, median_seconds, table, write_section
 import unlearn
 from unlearn.compare import compare, digits_request
 from unlearn.curvature import diagonal_fisher
-from unlearn.methods import Split
+from unlearn import Split
 from unlearn.methods.l2ul import targeted_pgd
 from unlearn.methods.svd_projection import importance_basis, project_weight
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import unlearn
-from unlearn import reference
+from unlearn.ops import reference
 
 op = torch.ops.unlearn.codec
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import unlearn  # noqa: F401  (registers torch.ops.unlearn)
-from unlearn import reference
-from unlearn.reference.codec import max_ranks
+from unlearn.ops import reference
+from unlearn.ops.ranks import max_ranks
 
 op = torch.ops.unlearn.codec_step
 

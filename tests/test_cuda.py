@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import unlearn
-from unlearn import reference
+from unlearn.ops import reference
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

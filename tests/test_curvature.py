@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearn import curvature, models
-from unlearn.methods import Split
+from unlearn import Split
 
 
 def test_diagonal_fisher_matches_a_loop_over_samples(gen):

@@ -10,7 +10,7 @@ import torch
 
 import unlearn
 from unlearn import data, models, training
-from unlearn.methods.base import Split
+from unlearn._core import Split
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import unlearn
-from unlearn._checks import check_codec_select
+from unlearn.ops.reference.codec_select import check_codec_select
 from unlearn.compare import digits_request
 from unlearn.distributed import Traffic, block, codec_select, column_block, grid_shape
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import unlearn
-from unlearn import reference
+from unlearn.ops import reference
 
 f64 = torch.float64
 Y = torch.randn(20, dtype=f64)

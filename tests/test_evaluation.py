@@ -12,7 +12,7 @@ import torch
 import unlearn
 from unlearn import data, models, training
 from unlearn.evaluation import attacks
-from unlearn.methods.base import Split
+from unlearn._core import Split
 
 ATTACK_KEYS = {"mia_loss_logreg", "mia_entropy_logreg", "mia_confidence_svc"}
 BASE_KEYS = {"acc_retain", "acc_forget", "acc_test", "grad_residual", "grad_norm_forget"}

@@ -99,7 +99,7 @@ def test_relabel_variant_reaches_its_labels(setup):
         (dict(variant="forget"), "variant must be one of"),
         (dict(variant="relabel"), "relabel_to"),
         (dict(eps=-1.0), "eps must be > 0"),
-        (dict(pgd_steps=0), "pgd_steps must be a positive int"),
+        (dict(pgd_steps=0), "pgd_steps must be >= 1"),
         (dict(forget_classes=[3], forget=None), "forgets samples, not classes"),
     ],
 )

@@ -11,7 +11,7 @@ import unlearn
 from unlearn import curvature
 from unlearn.evaluation import evaluate
 from unlearn.methods import forget
-from unlearn.methods.base import Split
+from unlearn._core import Split
 from unlearn.models import LogisticRegression
 from unlearn.training import TRAINING_DEFAULTS
 from unlearn.units import Selection, Units

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearn import reference
+from unlearn.ops import reference
 
 perturb = torch.ops.unlearn.perturb
 channel_means = torch.ops.unlearn.channel_means

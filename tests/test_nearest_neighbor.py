@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from unlearn import reference
+from unlearn.ops import reference
 
 op = torch.ops.unlearn.nearest_neighbor
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,6 @@ import textwrap
 import torch
 
 import unlearn
-from unlearn._schemas import SCHEMAS
 
 
 def test_compiled_kernels_are_loaded():
@@ -17,10 +17,14 @@ def test_compiled_kernels_are_loaded():
     assert all(report.startswith("cpu: compiled") for report in unlearn.backend().values())
 
 
-def test_python_schemas_match_compiled():
-    for name, schema in SCHEMAS.items():
-        compiled = str(getattr(torch.ops.unlearn, name).default._schema)
-        assert compiled == "unlearn::" + schema
+def test_every_op_has_a_typed_wrapper_with_the_schema_arguments():
+    ops = unlearn.backend()
+    assert set(ops) == {"block_solve", "channel_means", "codec", "codec_select", "codec_step", "nearest_neighbor", "perturb"}
+    for name in ops:
+        wrapper = getattr(unlearn.ops, name)
+        assert wrapper.__doc__, name
+        schema = getattr(torch.ops.unlearn, name).default._schema
+        assert list(inspect.signature(wrapper).parameters) == [a.name for a in schema.arguments], name
 
 
 def test_import_falls_back_to_twins_with_one_warning():

@@ -8,7 +8,7 @@ import torch
 import unlearn
 from unlearn import data, models, training
 from unlearn.methods import available, forget
-from unlearn.methods.base import Split
+from unlearn._core import Split
 
 SETTINGS = dict(epochs=3, lr=0.1, weight_decay=0.0, batch_size=128)
 
@@ -72,7 +72,7 @@ def test_retrain_needs_retain(class_request):
 
 
 def test_class_request_moves_forget_class_samples_out_of_retain():
-    from unlearn.methods.base import Split, class_request
+    from unlearn._core import Split, class_request
 
     x = torch.arange(12.0)[:, None]
     labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3])

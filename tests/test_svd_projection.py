@@ -171,7 +171,7 @@ def test_residual_and_vgg_networks(gen, kind):
         (dict(forget_classes=list(range(10))), "forgetting every class"),
         (dict(forget_classes=[12]), "do not exist"),
         (dict(forget_classes=[3], alpha_r=-1.0), "alpha_r must be > 0"),
-        (dict(forget_classes=[3], samples=0), "samples must be a positive int"),
+        (dict(forget_classes=[3], samples=0), "samples must be >= 1"),
         (dict(forget=None, forget_classes=None), "forgets whole classes"),
     ],
 )

@@ -1,18 +1,21 @@
 """torch-unlearn: make a trained PyTorch model forget data.
 
-The native ops live in torch.ops.unlearn; `backend()` says which
-implementation each one runs on. `data` and `models` hold the embedded
-default (scikit-learn's digits, small classifiers), `train()` builds the
-cached default model (`train_mnemonic()` one trained with `MnemonicCodes`),
-`forget()` runs an unlearning method by name and `evaluate()` scores the
-unlearned model.
+`forget()` runs an unlearning method by name on a model and its data
+(`Split` or DataLoaders) and `evaluate()` scores the result. The native ops
+live in torch.ops.unlearn, one typed function each in `unlearn.ops`;
+`backend()` says which implementation serves each device. `data` and
+`models` hold the embedded default (scikit-learn's digits, small
+classifiers), `train()` builds the cached default model (`train_mnemonic()`
+one trained with `MnemonicCodes`).
 """
 
-from . import data, models
-from ._ops import backend, compiled
+from . import data, models, ops
+
+from .ops import backend, compiled
 from .data import digits
 from .evaluation import evaluate
-from .methods import ForgetResult, forget
+from ._core import ForgetResult, Split
+from .methods import forget
 from .mnemonic_codes import MnemonicCodes
 from .stats import FociResult, codec, foci, standardize_columns
 from .training import train, train_mnemonic
@@ -23,6 +26,7 @@ __all__ = [
     "FociResult",
     "ForgetResult",
     "MnemonicCodes",
+    "Split",
     "backend",
     "codec",
     "compiled",
@@ -32,6 +36,7 @@ __all__ = [
     "forget",
     "foci",
     "models",
+    "ops",
     "standardize_columns",
     "train",
     "train_mnemonic",

@@ -12,7 +12,8 @@ from torch import nn
 
 from . import data as data_module
 from .evaluation import evaluate
-from .methods.base import Split, applicable, available, forget
+from ._core import Split
+from .methods import applicable, available, forget
 from .training import TRAINING_DEFAULTS, train, train_mnemonic
 
 # Options for the embedded digits models (trained with weight decay 5e-4).

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
-from .methods.base import Split
+from ._core import Split
 from .units import Selection
 
 

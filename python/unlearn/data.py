@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .methods.base import Split
+from ._core import Split
 
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0

@@ -4,7 +4,7 @@ handwritten digits carry the label?
 FOCI picks pixels one by one by conditional dependence with the digit. The
 table shows each pick, its score, and the leave-one-out 1-nearest-neighbour
 accuracy of the digits described by the pixels picked so far (computed with
-torch.ops.unlearn.nearest_neighbor), next to all 64 pixels.
+unlearn.ops.nearest_neighbor), next to all 64 pixels.
 
 Run: python -m unlearn.demo
 """
@@ -30,7 +30,7 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 def loo_1nn_accuracy(features: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     """Leave-one-out accuracy of the 1-nearest-neighbour classifier."""
-    neighbor = torch.ops.unlearn.nearest_neighbor(features.contiguous(), seed)
+    neighbor = unlearn.ops.nearest_neighbor(features.contiguous(), seed=seed)
     return float((labels[neighbor] == labels).double().mean())
 
 

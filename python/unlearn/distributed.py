@@ -15,7 +15,7 @@ only its shard) or, with ``columns=p``, only its own block of columns
   within each column group, then the winner is picked as in "columns".
 
 Sums of ranks are integers, so the picks and scores are exactly those of the
-single-process `torch.ops.unlearn.codec_select` for the same seed.
+single-process `unlearn.ops.codec_select` for the same seed.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ._checks import check_codec_select
-from .reference.codec import max_ranks
+from . import ops
+from .ops.ranks import max_ranks
+from .ops.reference.codec_select import check_codec_select
 
 SHARDS = ("columns", "rows", "both")
 
@@ -131,8 +132,8 @@ def codec_select(
     columns: Optional[int] = None,
     traffic: Optional[Traffic] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`torch.ops.unlearn.codec_select(y, features, max_select, stop_early,
-    seed, max_cache_bytes)` computed by the ranks of `group` (the default
+    """`unlearn.ops.codec_select(y, features, max_select, stop_early=...,
+    seed=..., max_cache_bytes=...)` computed by the ranks of `group` (the default
     group when None), each on its shard; every rank returns the same (order,
     scores). `max_cache_bytes` bounds the D_S rows each rank caches (above it
     they are recomputed per step). `grid` fixes the (rows, columns) shape for
@@ -170,7 +171,7 @@ def codec_select(
     order = torch.full((max_select,), -1, dtype=torch.int64, device=features.device)
     scores = torch.full((max_select,), float("nan"), dtype=features.dtype, device=features.device)
     for step in range(max_select):
-        num, self_sum = torch.ops.unlearn.codec_step(y, own, selected, r0, r1, seed, cache if picked else None)
+        num, self_sum = ops.codec_step(y, own, selected, r0, r1, seed=seed, cache=cache if picked else None)
         if c1 <= c0:
             num = num[:0]
         if layout.row_groups > 1:

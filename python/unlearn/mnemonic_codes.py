@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch.utils.data import Dataset
 
-from .methods.base import Split
+from ._core import Split
 
 DISTRIBUTIONS = ("normal", "uniform")
 

@@ -8,8 +8,8 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from . import _ops  # noqa: F401  (registers torch.ops.unlearn)
-from ._checks import check_points, check_response, check_same_rows
+from . import ops
+from .ops.reference.checks import check_points, check_response, check_same_rows
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
@@ -85,7 +85,7 @@ def codec(
         zt = standardize_columns(zt)
         xt = None if xt is None else standardize_columns(xt)
     yt = _response(y).to(zt.device)
-    return float(torch.ops.unlearn.codec(yt, zt, xt, int(seed)))
+    return float(ops.codec(yt, zt, xt, seed=seed))
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,6 @@ def foci(
         order, scores = sharded(yt, ft.contiguous(), int(max_select), group=group, shard=shard,
                                 stop_early=bool(stop_early), seed=int(seed))
     else:
-        order, scores = torch.ops.unlearn.codec_select(yt, ft.contiguous(), int(max_select), bool(stop_early), int(seed))
+        order, scores = ops.codec_select(yt, ft.contiguous(), int(max_select), stop_early=bool(stop_early), seed=seed)
     keep = order >= 0
     return FociResult(order[keep].tolist(), scores[keep].tolist())

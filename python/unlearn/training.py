@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import data
-from .methods.base import Data, Split, as_split, model_device
+from ._core import Data, NonNegative, Positive, PositiveInt, Split, as_split, check_option, check_seed, model_device
 from .models import build
 
 if TYPE_CHECKING:
@@ -37,23 +37,12 @@ reused by the retrain baseline."""
 _RECIPE = "sgd-momentum0.9-cosine-v1"
 
 
-def _check_positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-
-
-def _check_number(value: Any, name: str, *, positive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
-
-
-def _check_seed(seed: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+def _check_settings(epochs: Any, lr: Any, weight_decay: Any, batch_size: Any, seed: Any) -> None:
+    check_option("epochs", epochs, PositiveInt)
+    check_option("lr", lr, Positive)
+    check_option("weight_decay", weight_decay, NonNegative)
+    check_option("batch_size", batch_size, PositiveInt)
+    check_seed(seed)
 
 
 @contextlib.contextmanager
@@ -75,7 +64,7 @@ def reinitialize(model: nn.Module, seed: int) -> nn.Module:
     seed gives the same weights. Returns `model`, changed in place."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_seed(seed)
+    check_seed(seed)
     with _seeded_rng(seed, model_device(model)):
         for module in model.modules():
             reset = getattr(module, "reset_parameters", None)
@@ -121,11 +110,7 @@ def fit(
         split = as_split(split, "split", model)
         if split is None:
             raise ValueError("split is None: give the data to train on")
-    _check_positive_int(epochs, "epochs")
-    _check_number(lr, "lr", positive=True)
-    _check_number(weight_decay, "weight_decay", positive=False)
-    _check_positive_int(batch_size, "batch_size")
-    _check_seed(seed)
+    _check_settings(epochs, lr, weight_decay, batch_size, seed)
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("model has no trainable parameters")
@@ -227,11 +212,7 @@ def train_mnemonic(
 
 
 def _train(arch: str, settings: dict[str, Any], mnemonic: Optional["MnemonicCodes"], *, cache: bool, progress: bool) -> nn.Module:
-    _check_seed(settings["seed"])
-    _check_positive_int(settings["epochs"], "epochs")
-    _check_number(settings["lr"], "lr", positive=True)
-    _check_number(settings["weight_decay"], "weight_decay", positive=False)
-    _check_positive_int(settings["batch_size"], "batch_size")
+    _check_settings(settings["epochs"], settings["lr"], settings["weight_decay"], settings["batch_size"], settings["seed"])
     with _seeded_rng(settings["seed"], torch.device("cpu")):
         model = build(arch)
     digits = data.digits()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import _ops  # noqa: F401  (registers torch.ops.unlearn)
+from . import ops
 
 UNIT_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -53,13 +53,13 @@ class Units:
     def record(self, features: torch.Tensor):
         """While active, each forward pass writes every unit's mean activation
         (over positions; channels are dim 1 for Conv and the last dim for Linear)
-        into `features` (rows = batch) with torch.ops.unlearn.channel_means."""
+        into `features` (rows = batch) with unlearn.ops.channel_means."""
         handles = []
         for layer in self.layers:
 
             def hook(module, inputs, output, column=layer.column):
                 act = output if not isinstance(module, nn.Linear) else output.movedim(-1, 1)
-                torch.ops.unlearn.channel_means(act.detach().to(features.dtype), features, column)
+                ops.channel_means(act.detach().to(features.dtype), features, column)
 
             handles.append(layer.module.register_forward_hook(hook))
         try:

@@ -15,7 +15,7 @@ import torch
 
 from torch import nn
 
-from ..methods.base import Data, Split, as_split, check_fits, eval_mode, model_device, output_classes, validate_classes
+from .._core import Data, Split, as_split, check_fits, eval_mode, model_device, output_classes, validate_classes
 from . import attacks as _attacks  # the `attacks` argument of evaluate() shadows the module name
 from . import metrics
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..methods.base import Split
+from .._core import Split
 
 BATCH = 512
 

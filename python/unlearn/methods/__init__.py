@@ -1,12 +1,19 @@
-"""Unlearning methods, registered by name behind unlearn.forget(). Every
-module of this package registers its methods when imported."""
+"""Unlearning methods, registered by name behind `unlearn.forget()`.
 
-import importlib
-import pkgutil
+`describe(name)` says what a method serves and needs and lists its options.
+"""
 
-from .base import ForgetResult, Split, available, forget, register
+from . import (  # noqa: F401  (each module registers its methods)
+    fisher_forgetting,
+    gradient_baselines,
+    l2ul,
+    lcodec,
+    mnemonic,
+    retrain,
+    ssd,
+    svd_projection,
+)
+from .registry import applicable, available, describe, register
+from .runner import forget
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["ForgetResult", "Split", "available", "forget", "register"]
+__all__ = ["applicable", "available", "describe", "forget", "register"]

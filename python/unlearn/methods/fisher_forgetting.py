@@ -4,26 +4,41 @@ the retained data does not pin down are scrambled. No training."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
+from torch import nn
 
+from .._core import Positive, Split, eval_mode
 from ..curvature import diagonal_fisher
-from .base import class_request, eval_mode, register
+from .registry import register
 
 
-@register("fisher", "noise scaled by the inverse retained-data Fisher (Golatkar et al.)", scope="any")
-def fisher(model, *, forget, retain, forget_classes, seed=0, alpha=1e-6, max_std=0.05):
-    """Needs retain. w <- w + sqrt(alpha / F) * N(0, 1), F the diagonal
-    Fisher of the retained data (per-sample gradients, model in eval mode);
-    the std is capped at `max_std` so parameters the retained data ignores
-    (F ~ 0) are scrambled, not blown up. Seeded noise."""
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0, got {alpha}")
-    if not max_std > 0:
-        raise ValueError(f"max_std must be > 0, got {max_std}")
-    if forget_classes is not None:
-        forget, retain = class_request(forget, retain, forget_classes)
-    if retain is None:
-        raise ValueError("retain: fisher forgetting needs the retained data (retain=...)")
+@register(
+    "fisher",
+    "noise scaled by the inverse retained-data Fisher (Golatkar et al.)",
+    scope="any",
+    needs=("retain",),
+)
+def fisher(
+    model: nn.Module,
+    *,
+    forget: Optional[Split],
+    retain: Split,
+    forget_classes: Optional[list[int]],
+    seed: int,
+    alpha: Positive = 1e-6,
+    max_std: Positive = 0.05,
+) -> dict:
+    """w <- w + sqrt(alpha / F) * N(0, 1), F the diagonal Fisher of the
+    retained data (per-sample gradients, model in eval mode); the std is
+    capped at `max_std` so parameters the retained data ignores (F ~ 0) are
+    scrambled, not blown up. Seeded noise.
+
+    Options:
+        alpha: noise variance per unit of inverse Fisher information
+        max_std: largest noise standard deviation of any parameter
+    """
     with eval_mode(model):
         information = diagonal_fisher(model, retain)
     gen = torch.Generator().manual_seed(seed)

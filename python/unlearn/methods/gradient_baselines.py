@@ -4,8 +4,7 @@ and fine-tuning on the forget data with random wrong labels.
 
 All run SGD (momentum 0.9) with the model in eval mode, so BatchNorm keeps
 its running statistics instead of re-estimating them from a few forget
-samples. Class requests take the forget classes' samples via
-`class_request`."""
+samples."""
 
 from __future__ import annotations
 
@@ -16,26 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Split, class_request, eval_mode, register
-
-
-def _request(forget: Optional[Split], retain: Optional[Split], classes: Optional[list[int]], method: str, needs: str):
-    if classes is not None:
-        forget, retain = class_request(forget, retain, classes)
-    if "forget" in needs and forget is None:
-        raise ValueError(f"forget: {method} needs the samples to forget (forget=..., or forget_classes with retain=...)")
-    if "retain" in needs and retain is None:
-        raise ValueError(f"retain: {method} needs the retained data (retain=...)")
-    return forget, retain
-
-
-def _check(epochs: int, lr: float, batch_size: int) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be a number > 0, got {lr!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+from .._core import NonNegative, OpenFraction, Positive, PositiveInt, Split, eval_mode
+from .registry import register
 
 
 def optimize(
@@ -71,44 +52,112 @@ def _steps(split: Split, epochs: int, batch_size: int) -> int:
     return epochs * math.ceil(len(split) / batch_size)
 
 
-@register("finetune", "fine-tune on the retained data only", scope="any")
-def finetune(model, *, forget, retain, forget_classes, seed=0, epochs=3, lr=0.01, batch_size=64, weight_decay=5e-4):
-    """Needs retain. `epochs` passes of SGD over the retained data."""
-    _check(epochs, lr, batch_size)
-    _, retain = _request(forget, retain, forget_classes, "finetune", "retain")
+@register("finetune", "fine-tune on the retained data only", scope="any", needs=("retain",))
+def finetune(
+    model: nn.Module,
+    *,
+    forget: Optional[Split],
+    retain: Split,
+    forget_classes: Optional[list[int]],
+    seed: int,
+    epochs: PositiveInt = 3,
+    lr: Positive = 0.01,
+    batch_size: PositiveInt = 64,
+    weight_decay: NonNegative = 5e-4,
+) -> dict:
+    """`epochs` passes of SGD over the retained data.
+
+    Options:
+        epochs: passes over the retained data
+        lr: SGD learning rate (momentum 0.9)
+        batch_size: samples per step
+        weight_decay: SGD weight decay
+    """
     losses = optimize(model, [(retain, 1.0)], _steps(retain, epochs, batch_size), lr, batch_size, seed, weight_decay)
     return {"steps": len(losses), "final_loss": losses[-1]}
 
 
-@register("neggrad", "gradient ascent on the forget data (NegGrad)", scope="any")
-def neggrad(model, *, forget, retain, forget_classes, seed=0, epochs=5, lr=0.01, batch_size=64):
-    """Needs forget. `epochs` passes of gradient ascent on the forget loss."""
-    _check(epochs, lr, batch_size)
-    forget, _ = _request(forget, retain, forget_classes, "neggrad", "forget")
+@register("neggrad", "gradient ascent on the forget data (NegGrad)", scope="any", needs=("forget",))
+def neggrad(
+    model: nn.Module,
+    *,
+    forget: Split,
+    retain: Optional[Split],
+    forget_classes: Optional[list[int]],
+    seed: int,
+    epochs: PositiveInt = 5,
+    lr: Positive = 0.01,
+    batch_size: PositiveInt = 64,
+) -> dict:
+    """`epochs` passes of gradient ascent on the forget loss.
+
+    Options:
+        epochs: passes over the forget data
+        lr: SGD learning rate (momentum 0.9)
+        batch_size: samples per step
+    """
     losses = optimize(model, [(forget, -1.0)], _steps(forget, epochs, batch_size), lr, batch_size, seed)
     return {"steps": len(losses), "final_forget_loss": -losses[-1]}
 
 
-@register("neggrad_plus", "descent on the retained data plus ascent on the forget data (NegGrad+)", scope="any")
-def neggrad_plus(model, *, forget, retain, forget_classes, seed=0, epochs=1, lr=0.01, batch_size=64, alpha=0.95):
-    """Needs forget and retain. Loss alpha * CE(retain) - (1 - alpha) * CE(forget)
-    for `epochs` passes over the retained data (forget batches cycle)."""
-    _check(epochs, lr, batch_size)
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    forget, retain = _request(forget, retain, forget_classes, "neggrad_plus", "forget retain")
+@register(
+    "neggrad_plus",
+    "descent on the retained data plus ascent on the forget data (NegGrad+)",
+    scope="any",
+    needs=("forget", "retain"),
+)
+def neggrad_plus(
+    model: nn.Module,
+    *,
+    forget: Split,
+    retain: Split,
+    forget_classes: Optional[list[int]],
+    seed: int,
+    epochs: PositiveInt = 1,
+    lr: Positive = 0.01,
+    batch_size: PositiveInt = 64,
+    alpha: OpenFraction = 0.95,
+) -> dict:
+    """Loss alpha * CE(retain) - (1 - alpha) * CE(forget) for `epochs` passes
+    over the retained data (forget batches cycle).
+
+    Options:
+        epochs: passes over the retained data
+        lr: SGD learning rate (momentum 0.9)
+        batch_size: samples per step, from each side
+        alpha: weight of the retained loss; the forget loss gets 1 - alpha
+    """
     terms = [(retain, alpha), (forget, -(1 - alpha))]
     losses = optimize(model, terms, _steps(retain, epochs, batch_size), lr, batch_size, seed)
     return {"steps": len(losses), "final_loss": losses[-1], "alpha": alpha}
 
 
-@register("random_label", "fine-tune on the forget data relabelled at random (plus the retained data)", scope="any")
-def random_label(model, *, forget, retain, forget_classes, seed=0, epochs=5, lr=0.01, batch_size=64):
-    """Needs forget; uses retain too when given. Each forget sample gets a
-    random label other than its own (seeded); `epochs` passes over the
-    forget data, each step also on a retained batch when there is one."""
-    _check(epochs, lr, batch_size)
-    forget, retain = _request(forget, retain, forget_classes, "random_label", "forget")
+@register(
+    "random_label",
+    "fine-tune on the forget data relabelled at random (plus the retained data)",
+    scope="any",
+    needs=("forget",),
+)
+def random_label(
+    model: nn.Module,
+    *,
+    forget: Split,
+    retain: Optional[Split],
+    forget_classes: Optional[list[int]],
+    seed: int,
+    epochs: PositiveInt = 5,
+    lr: Positive = 0.01,
+    batch_size: PositiveInt = 64,
+) -> dict:
+    """Uses retain too when given. Each forget sample gets a random label
+    other than its own (seeded); `epochs` passes over the forget data, each
+    step also on a retained batch when there is one.
+
+    Options:
+        epochs: passes over the forget data
+        lr: SGD learning rate (momentum 0.9)
+        batch_size: samples per step, from each side
+    """
     with torch.no_grad(), eval_mode(model):
         classes = model(forget.inputs[:1]).shape[1]
     gen = torch.Generator().manual_seed(seed)

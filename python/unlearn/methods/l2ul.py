@@ -6,17 +6,14 @@ data relies on. Needs no retained data."""
 
 from __future__ import annotations
 
-import time
-from typing import Optional
+from typing import Literal, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Split, eval_mode, register
-
-VARIANTS = ("misclassify", "relabel")
-
+from .._core import NonNegative, Positive, PositiveInt, Split, StageTimer, eval_mode
+from .registry import register
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
     norms = v.flatten(1).norm(dim=1).clamp_min(1e-12)
@@ -64,62 +61,21 @@ def mas_penalty_weights(model: nn.Module, inputs: torch.Tensor) -> dict[str, tor
     return out
 
 
-def _check(n_adv, eps, pgd_steps, max_steps, lr, importance, variant, relabel_to, forget):
-    for name, value in (("n_adv", n_adv), ("pgd_steps", pgd_steps), ("max_steps", max_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if eps is not None and not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if not importance >= 0:
-        raise ValueError(f"importance must be >= 0, got {importance}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if variant == "relabel":
-        if relabel_to is None or torch.as_tensor(relabel_to).shape != forget.labels.shape:
-            raise ValueError("relabel_to: the relabel variant needs one new label per forget sample")
-        if bool((torch.as_tensor(relabel_to).to(forget.labels.device) == forget.labels).any()):
-            raise ValueError("relabel_to: every new label must differ from the sample's own label")
+def _check_relabel(variant: str, relabel_to, forget: Split) -> None:
+    if variant != "relabel":
+        return
+    if relabel_to is None or torch.as_tensor(relabel_to).shape != forget.labels.shape:
+        raise ValueError("relabel_to: the relabel variant needs one new label per forget sample")
+    if bool((torch.as_tensor(relabel_to).to(forget.labels.device) == forget.labels).any()):
+        raise ValueError("relabel_to: every new label must differ from the sample's own label")
 
 
-@register("l2ul", "misclassify forget instances, anchored by adversarial examples and MAS importance (Cha et al.)", scope="instance")
-def l2ul(
-    model: nn.Module,
-    *,
-    forget: Split,
-    retain: Optional[Split] = None,
-    forget_classes=None,
-    seed: int = 0,
-    n_adv: int = 20,
-    eps: Optional[float] = None,
-    pgd_steps: int = 100,
-    lr: float = 1e-3,
-    importance: float = 1.0,
-    max_steps: int = 200,
-    variant: str = "misclassify",
-    relabel_to: Optional[torch.Tensor] = None,
-    bounds: Optional[tuple[float, float]] = None,
-) -> dict:
-    """Uses only `forget` (retained data is not needed and ignored). Paper
-    defaults: 20 adversarial examples per instance, 100 PGD steps, lr 1e-3,
-    lambda (`importance`) 1. Only the adversarial examples the original model
-    assigns to their target class are kept (the paper's CIFAR attacks all
-    succeed; a missed one would teach a wrong label for the instance itself).
-    `eps` defaults to 0.15 times the mean L2 norm of the forget inputs (the
-    paper's 4.0 on CIFAR images in [0, 1] is about that fraction), the PGD
-    step to eps / 40 (0.1 at eps 4), and `bounds` (the input range to clamp
-    to) to the forget inputs' min and max.
-    SGD (momentum 0.9, weight decay 1e-4) runs full-batch in eval mode
-    (BatchNorm statistics stay those of the training data) until every forget
-    instance is misclassified (or carries its `relabel_to` label) or
-    `max_steps` run out."""
-    _check(n_adv, eps, pgd_steps, max_steps, lr, importance, variant, relabel_to, forget)
-    start = time.perf_counter()
-    x, y = forget.inputs, forget.labels
-    gen = torch.Generator().manual_seed(seed)
-    eps = float(0.15 * x.flatten(1).norm(dim=1).mean()) if eps is None else eps
-    bounds = (float(x.min()), float(x.max())) if bounds is None else bounds
+def adversarial_anchors(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_adv: int, eps: float, pgd_steps: int, bounds, gen
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """`n_adv` targeted PGD restarts per forget instance, towards random wrong
+    classes; only those the model assigns to their target are kept. Returns
+    (examples, targets, success rate)."""
     with eval_mode(model), torch.no_grad():
         classes = model(x[:1]).shape[1]
     with eval_mode(model):
@@ -129,17 +85,31 @@ def l2ul(
         x_adv = targeted_pgd(model, x.repeat_interleave(n_adv, 0), targets, eps, eps / 40, pgd_steps, bounds, gen)
         with torch.no_grad():
             hit = model(x_adv).argmax(1) == targets
-        # A restart that did not reach its target is a copy of the forget
-        # instance with a wrong label, not a point on the target's side of the
-        # boundary: training on it flips the instance's neighbours too.
-        pgd_success = float(hit.double().mean())
-        x_adv, targets = x_adv[hit], targets[hit]
-        weights = mas_penalty_weights(model, x)
-    adversarial = time.perf_counter()
+    # A restart that did not reach its target is a copy of the forget
+    # instance with a wrong label, not a point on the target's side of the
+    # boundary: training on it flips the instance's neighbours too.
+    return x_adv[hit], targets[hit], float(hit.double().mean())
 
+
+def unlearn_instances(
+    model: nn.Module,
+    x: torch.Tensor,
+    wanted: torch.Tensor,
+    anchors: tuple[torch.Tensor, torch.Tensor],
+    weights: dict[str, torch.Tensor],
+    *,
+    relabel: bool,
+    lr: float,
+    importance: float,
+    max_steps: int,
+) -> tuple[int, bool]:
+    """Full-batch SGD on the forget term (ascent away from the labels, or
+    descent to `wanted` when relabelling) and the adversarial anchors, with
+    the MAS penalty, until every instance is done or `max_steps` run out.
+    Returns (steps, done)."""
+    x_adv, targets = anchors
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     anchor = {name: p.detach().clone() for name, p in params.items()}
-    wanted = torch.as_tensor(relabel_to).to(y.device) if variant == "relabel" else y
     n_f, n_a = len(x), len(x_adv)
     optimizer = torch.optim.SGD(list(params.values()), lr=lr, momentum=0.9, weight_decay=1e-4)
     steps, done = 0, False
@@ -148,11 +118,11 @@ def l2ul(
             out = model(x)
             with torch.no_grad():
                 hits = out.argmax(1) == wanted
-                done = bool(hits.all()) if variant == "relabel" else not bool(hits.any())
+                done = bool(hits.all()) if relabel else not bool(hits.any())
             if done or steps == max_steps:
                 break
             forget_term = F.cross_entropy(out, wanted)
-            forget_term = forget_term if variant == "relabel" else -forget_term
+            forget_term = forget_term if relabel else -forget_term
             adversarial_term = F.cross_entropy(model(x_adv), targets) if n_a else 0.0
             loss = (n_f * forget_term + n_a * adversarial_term) / (n_f + n_a)
             penalty = sum((weights[n] * (p - anchor[n]).square()).sum() for n, p in params.items())
@@ -160,6 +130,79 @@ def l2ul(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+    return steps, done
+
+
+@register(
+    "l2ul",
+    "misclassify forget instances, anchored by adversarial examples and MAS importance (Cha et al.)",
+    scope="instance",
+    needs=("forget",),
+)
+def l2ul(
+    model: nn.Module,
+    *,
+    forget: Split,
+    retain: Optional[Split],
+    forget_classes: Optional[list[int]],
+    seed: int,
+    n_adv: PositiveInt = 20,
+    eps: Optional[Positive] = None,
+    pgd_steps: PositiveInt = 100,
+    lr: Positive = 1e-3,
+    importance: NonNegative = 1.0,
+    max_steps: PositiveInt = 200,
+    variant: Literal["misclassify", "relabel"] = "misclassify",
+    relabel_to: Optional[Union[torch.Tensor, Sequence[int]]] = None,
+    bounds: Optional[tuple[float, float]] = None,
+) -> dict:
+    """Uses only `forget` (retained data is not needed and ignored). Paper
+    defaults: 20 adversarial examples per instance, 100 PGD steps, lr 1e-3,
+    lambda (`importance`) 1. Only the adversarial examples the original model
+    assigns to their target class are kept (the paper's CIFAR attacks all
+    succeed; a missed one would teach a wrong label for the instance itself).
+    `eps` defaults to 0.15 times the mean L2 norm of the forget inputs (the
+    paper's 4.0 on CIFAR images in [0, 1] is about that fraction), the PGD
+    step to eps / 40 (0.1 at eps 4), and `bounds` to the forget inputs' min
+    and max. SGD (momentum 0.9, weight decay 1e-4) runs full-batch in eval
+    mode (BatchNorm statistics stay those of the training data) until every
+    forget instance is misclassified (or carries its `relabel_to` label) or
+    `max_steps` run out.
+
+    Options:
+        n_adv: targeted adversarial restarts per forget instance
+        eps: L2 radius of the adversarial examples (None: 0.15 x the mean forget-input norm)
+        pgd_steps: PGD steps per adversarial example
+        lr: SGD learning rate (momentum 0.9, weight decay 1e-4)
+        importance: lambda, the weight of the MAS penalty that keeps important weights in place
+        max_steps: most SGD steps
+        variant: "misclassify" pushes instances off their labels, "relabel" onto `relabel_to`
+        relabel_to: the new label of each forget instance (variant "relabel")
+        bounds: (min, max) input range the adversarial examples are clamped to (None: the forget inputs')
+    """
+    _check_relabel(variant, relabel_to, forget)
+    timer = StageTimer()
+    x, y = forget.inputs, forget.labels
+    gen = torch.Generator().manual_seed(seed)
+    eps = float(0.15 * x.flatten(1).norm(dim=1).mean()) if eps is None else eps
+    bounds = (float(x.min()), float(x.max())) if bounds is None else bounds
+    with timer("adversarial"):
+        x_adv, targets, pgd_success = adversarial_anchors(model, x, y, n_adv, eps, pgd_steps, bounds, gen)
+        with eval_mode(model):
+            weights = mas_penalty_weights(model, x)
+    wanted = torch.as_tensor(relabel_to).to(y.device) if variant == "relabel" else y
+    with timer("unlearn"):
+        steps, done = unlearn_instances(
+            model,
+            x,
+            wanted,
+            (x_adv, targets),
+            weights,
+            relabel=variant == "relabel",
+            lr=lr,
+            importance=importance,
+            max_steps=max_steps,
+        )
     with torch.no_grad(), eval_mode(model):
         forget_accuracy = float((model(x).argmax(1) == y).double().mean())
     return {
@@ -167,8 +210,8 @@ def l2ul(
         "steps": steps,
         "reached": done,
         "forget_accuracy": forget_accuracy,
-        "adversarial_examples": n_a,
+        "adversarial_examples": len(x_adv),
         "pgd_success": pgd_success,
         "eps": eps,
-        "timings": {"adversarial": adversarial - start, "unlearn": time.perf_counter() - adversarial},
+        "timings": timer.seconds,
     }

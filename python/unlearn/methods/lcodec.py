@@ -5,24 +5,18 @@ activations of perturbed copies of the samples."""
 from __future__ import annotations
 
 import math
-import time
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import curvature as curv
-from .. import distributed
+from .. import distributed, ops
+from .._core import OpenFraction, Positive, PositiveInt, Range, Split, StageTimer
 from ..stats import foci
 from ..units import Selection, Units
-from .base import Split, register
-
-SELECTIONS = ("foci", "all", "random")
-CURVATURES = ("fisher", "exact", "fd")
-GRADIENTS = ("retain", "forget")
-NOISE_TARGETS = ("selected", "complement")
-
+from .registry import register
 
 def _copy_bytes(model: nn.Module, units: Units, sample: torch.Tensor) -> int:
     """Bytes one perturbed copy needs in a forward pass: its input and, twice
@@ -55,7 +49,7 @@ def perturbation_features(
     With a process `group`, each rank forwards one contiguous block of the
     copies and the blocks are gathered on every rank."""
     k = len(forget)
-    noisy = torch.ops.unlearn.perturb(forget.inputs, copies, sigma, seed)  # (copies, k, ...)
+    noisy = ops.perturb(forget.inputs, copies, sigma, seed=seed)  # (copies, k, ...)
     noisy = noisy.transpose(0, 1).reshape(k * copies, *forget.inputs.shape[1:])
     labels = forget.labels.repeat_interleave(copies)
     first, last = (0, k * copies) if group is None else distributed.shard_rows(k * copies, group)
@@ -111,56 +105,81 @@ def noise_scale(removed: int, n: int, l2: float, epsilon: float, delta: float, s
     return gamma / epsilon * math.sqrt(2 * math.log(1.25 / delta))
 
 
-def _check_options(retain, perturbations, sigma, selection, curvature, gradient, checkpoints, l2, noise_on, max_select):
-    if retain is None:
-        raise ValueError("retain: L-CODEC needs retained data for its curvature; pass retain=(inputs, labels)")
-    if selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
-    if curvature not in CURVATURES:
-        raise ValueError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
-    if curvature == "fd" and (checkpoints is None or len(checkpoints) != 2):
-        raise ValueError("checkpoints: curvature='fd' needs two state dicts (previous, last) of the training run")
-    if noise_on not in NOISE_TARGETS:
-        raise ValueError(f"noise_on must be one of {NOISE_TARGETS}, got {noise_on!r}")
-    if perturbations < 2:
-        raise ValueError(f"perturbations must be >= 2, got {perturbations}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    if not l2 > 0:
-        raise ValueError(f"l2 must be > 0 (it damps the curvature), got {l2}")
-    if max_select is not None and max_select < 1:
-        raise ValueError(f"max_select must be >= 1, got {max_select}")
+def retained_gradient(
+    model: nn.Module, chosen: Selection, forget: Split, retain: Split, gradient: str, l2: float, n: int
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """grad_S of the retained objective (with the l2 term), from the retained
+    data or, with gradient="forget", from the forget data alone; and the
+    retained logits when the pass computed them."""
+    weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
+    if gradient == "retain":
+        g, logits = curv.gradient_and_logits(model, chosen, retain)
+        return g + l2 * weights, logits
+    k = len(forget)
+    return -(curv.mean_gradient(model, chosen, forget) * k + k * l2 * weights) / (n - k), None
 
 
-@register("lcodec", "L-CODEC: noisy Newton step on FOCI-selected parameter blocks (Mehta et al. 2022)", scope="instance")
+def curvature_factor(
+    model: nn.Module,
+    chosen: Selection,
+    retain: Split,
+    logits: Optional[torch.Tensor],
+    *,
+    curvature: str,
+    fisher: str,
+    samples: int,
+    checkpoints: Optional[tuple[dict, dict]],
+    seed: int,
+) -> tuple[torch.Tensor, bool]:
+    """The curvature of the selected blocks on the retained data, as a
+    low-rank factor (True) or a dense matrix (False)."""
+    if curvature == "fd":
+        return curv.finite_difference_factor(model, chosen, retain, checkpoints), True
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(len(retain), generator=gen)[:samples].to(retain.labels.device)
+    subset = Split(retain.inputs[rows], retain.labels[rows])
+    if curvature == "exact":
+        return curv.exact_hessian(model, chosen, subset), False
+    if fisher == "model":  # labels drawn from the model: an unbiased Gauss-Newton estimate
+        with torch.no_grad():
+            probs = torch.softmax(model(subset.inputs) if logits is None else logits[rows], dim=1)
+        drawn = torch.multinomial(probs.cpu().double(), 1, generator=gen)[:, 0].to(subset.labels.device)
+        subset = Split(subset.inputs, drawn)
+    return curv.per_sample_gradients(model, chosen, subset), True
+
+
+@register(
+    "lcodec",
+    "L-CODEC: noisy Newton step on FOCI-selected parameter blocks (Mehta et al. 2022)",
+    scope="instance",
+    needs=("forget", "retain"),
+)
 def lcodec(
     model: nn.Module,
     *,
     forget: Split,
-    retain: Optional[Split],
-    forget_classes=None,
-    seed: int = 0,
-    perturbations: int = 1000,
-    sigma: float = 0.1,
-    selection: str = "foci",
-    max_select: Optional[int] = None,
-    curvature: str = "fisher",
-    gradient: str = "retain",
-    curvature_samples: int = 512,
+    retain: Split,
+    forget_classes: Optional[list[int]],
+    seed: int,
+    perturbations: Annotated[int, Range(2)] = 1000,
+    sigma: Positive = 0.1,
+    selection: Literal["foci", "all", "random"] = "foci",
+    max_select: Optional[PositiveInt] = None,
+    curvature: Literal["fisher", "exact", "fd"] = "fisher",
+    gradient: Literal["retain", "forget"] = "retain",
+    curvature_samples: PositiveInt = 512,
     checkpoints: Optional[tuple[dict, dict]] = None,
-    l2: float = 0.01,
-    damping: Optional[float] = None,
-    fisher: str = "model",
-    n_train: Optional[int] = None,
+    l2: Positive = 0.01,
+    damping: Optional[Positive] = None,
+    fisher: Literal["model", "empirical"] = "model",
+    n_train: Optional[PositiveInt] = None,
     noise: bool = True,
-    noise_on: str = "selected",
-    epsilon: float = 0.1,
-    delta: float = 0.01,
-    smoothness: float = 0.25,
-    lipschitz: float = 1.0,
-    memory_budget: int = 256 << 20,
+    noise_on: Literal["selected", "complement"] = "selected",
+    epsilon: Positive = 0.1,
+    delta: OpenFraction = 0.01,
+    smoothness: Positive = 0.25,
+    lipschitz: Positive = 1.0,
+    memory_budget: PositiveInt = 256 << 20,
     group: Optional[Any] = None,
 ) -> dict:
     """Removes the forget samples' influence from the selected blocks S by a
@@ -176,32 +195,44 @@ def lcodec(
     the paper's Algorithm 1). Options and defaults follow the paper. With a
     torch.distributed process `group` (every rank calling with the same
     arguments), the perturbed copies and FOCI are shared among its ranks and
-    every rank gets the same result as one process."""
-    _check_options(retain, perturbations, sigma, selection, curvature, gradient, checkpoints, l2, noise_on, max_select)
-    if fisher not in ("model", "empirical"):
-        raise ValueError(f"fisher must be 'model' or 'empirical', got {fisher!r}")
+    every rank gets the same result as one process.
+
+    Options:
+        perturbations: perturbed copies of each forget sample that FOCI selects from
+        sigma: standard deviation of the input perturbations
+        selection: "foci" (the method), "all" units, or as many "random" units as FOCI picks
+        max_select: most units FOCI picks per forget sample (None: until it stops)
+        curvature: "fisher" (Gauss-Newton), "exact" Hessian, or "fd" (finite differences of two checkpoints)
+        gradient: "retain" (retained-data gradient) or "forget" (the paper's forget-data form)
+        curvature_samples: retained samples the curvature is estimated on
+        checkpoints: (previous, last) state dicts of training, for curvature="fd"
+        l2: the l2 regularisation of the training objective
+        damping: added to the curvature's diagonal (None: l2)
+        fisher: Fisher labels drawn from the "model" or the data's ("empirical")
+        n_train: training-set size (None: retained plus forget samples)
+        noise: add the (epsilon, delta) Gaussian noise
+        noise_on: noise on the "selected" coordinates or their "complement"
+        epsilon: privacy epsilon of the noise
+        delta: privacy delta of the noise
+        smoothness: smoothness constant M of the loss, in the noise scale
+        lipschitz: Lipschitz constant L of the loss, in the noise scale
+        memory_budget: bytes the perturbed copies' forward passes may use at once
+        group: torch.distributed process group sharing the work (None: one process)
+    """
+    if curvature == "fd" and (checkpoints is None or len(checkpoints) != 2):
+        raise ValueError("checkpoints: curvature='fd' needs two state dicts (previous, last) of the training run")
     damping = l2 if damping is None else damping
-    if not damping > 0:
-        raise ValueError(f"damping must be > 0, got {damping}")
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = now - clock
-        clock = now
-
-    model.eval()
-    units = Units(model)
     k = len(forget)
     n = n_train if n_train is not None else len(retain) + k
     if n <= k:
         raise ValueError(f"n_train must exceed the number of forget samples ({k}), got {n}")
-    losses, features = perturbation_features(model, units, forget, perturbations, sigma, seed, memory_budget, group)
-    lap("perturb_forward")
-    picks = select_columns(losses, features, perturbations, selection, max_select, seed, group)
-    lap("select")
+    timer = StageTimer()
+    model.eval()
+    units = Units(model)
+    with timer("perturb_forward"):
+        losses, features = perturbation_features(model, units, forget, perturbations, sigma, seed, memory_budget, group)
+    with timer("select"):
+        picks = select_columns(losses, features, perturbations, selection, max_select, seed, group)
     columns = sorted({c for p in picks for c in p})
     report = {
         "selection": selection,
@@ -212,51 +243,40 @@ def lcodec(
         "units_total": units.columns,
     }
     if not columns:
-        report.update(selected_params=0, step_norm=0.0, noise_scale=0.0, timings=timings)
+        report.update(selected_params=0, step_norm=0.0, noise_scale=0.0, timings=timer.seconds)
         return report
 
     chosen = Selection.from_columns(units, columns)
-    weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
-    logits = None
-    if gradient == "retain":
-        g, logits = curv.gradient_and_logits(model, chosen, retain)
-        g = g + l2 * weights
-    else:
-        g = -(curv.mean_gradient(model, chosen, forget) * k + k * l2 * weights) / (n - k)
-    lap("gradient")
-    if curvature == "fd":
-        block, low_rank = curv.finite_difference_factor(model, chosen, retain, checkpoints), True
-    else:
-        gen = torch.Generator().manual_seed(seed)
-        rows = torch.randperm(len(retain), generator=gen)[:curvature_samples].to(retain.labels.device)
-        subset = Split(retain.inputs[rows], retain.labels[rows])
-        if curvature == "fisher":
-            if fisher == "model":  # labels drawn from the model: an unbiased Gauss-Newton estimate
-                with torch.no_grad():
-                    probs = torch.softmax(model(subset.inputs) if logits is None else logits[rows], dim=1)
-                drawn = torch.multinomial(probs.cpu().double(), 1, generator=gen)[:, 0].to(subset.labels.device)
-                subset = Split(subset.inputs, drawn)
-            block, low_rank = curv.per_sample_gradients(model, chosen, subset), True
-        else:
-            block, low_rank = curv.exact_hessian(model, chosen, subset), False
-    lap("curvature")
-    # A float32 curvature factor keeps its dtype: block_solve forms its Gram
-    # matrix in float32 (as accurate as the factor) and solves in float64.
-    step = -torch.ops.unlearn.block_solve([block], g.double(), damping, [low_rank])
-    chosen.scatter_add(model, step)
-    lap("solve")
-
+    with timer("gradient"):
+        g, logits = retained_gradient(model, chosen, forget, retain, gradient, l2, n)
+    with timer("curvature"):
+        block, low_rank = curvature_factor(
+            model,
+            chosen,
+            retain,
+            logits,
+            curvature=curvature,
+            fisher=fisher,
+            samples=curvature_samples,
+            checkpoints=checkpoints,
+            seed=seed,
+        )
+    with timer("solve"):
+        # A float32 curvature factor keeps its dtype: block_solve forms its Gram
+        # matrix in float32 (as accurate as the factor) and solves in float64.
+        step = -ops.block_solve([block], g.double(), damping, [low_rank])
+        chosen.scatter_add(model, step)
     scale = noise_scale(k, n, l2, epsilon, delta, smoothness, lipschitz) if noise else 0.0
-    if noise:
-        _add_noise(model, chosen, scale, noise_on, seed)
-    lap("noise")
+    with timer("noise"):
+        if noise:
+            _add_noise(model, chosen, scale, noise_on, seed)
     report.update(
         selected_params=int(step.numel()),
         step_norm=float(step.norm()),
         noise_scale=scale,
         noise_on=noise_on if noise else None,
         n_train=n,
-        timings=timings,
+        timings=timer.seconds,
     )
     return report
 

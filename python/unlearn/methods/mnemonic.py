@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import training  # module import: training imports this package in turn
+from .._core import NonNegative, Positive, Split, eval_mode, model_device, output_classes, validate_classes
 from ..curvature import diagonal_fisher
 from ..mnemonic_codes import MnemonicCodes, code_split
-from .base import Split, eval_mode, model_device, output_classes, register, validate_classes
+from .registry import register
 
 
 def fisher_ratio(f_forget: torch.Tensor, f_retain: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
@@ -56,18 +56,23 @@ def _code_scores(model: nn.Module, codes: Split, forget_classes: list[int]) -> t
     return score, float(losses[gone].mean() - losses[~gone].mean())
 
 
-@register("mnemonic", "one-shot class forgetting from mnemonic codes (no data; model trained with codes)", scope="class")
+@register(
+    "mnemonic",
+    "one-shot class forgetting from mnemonic codes (no data; model trained with codes)",
+    scope="class",
+    needs=("mnemonic_codes",),
+)
 def mnemonic(
     model: nn.Module,
     *,
     forget: Optional[Split],
     retain: Optional[Split],
     forget_classes: Optional[list[int]],
-    seed: int = 0,
+    seed: int,
     codes: Union[MnemonicCodes, torch.Tensor, None] = None,
-    lambda1: float = 1e-3,
-    lambda2: float = 10.0,
-    fisher_floor: float = 1e-16,
+    lambda1: Positive = 1e-3,
+    lambda2: Positive = 10.0,
+    fisher_floor: NonNegative = 1e-16,
 ) -> dict[str, Any]:
     """Needs `codes` (the MnemonicCodes the model was trained with, or their
     (classes, *input shape) tensor) and no data; `forget`/`retain` are not
@@ -80,12 +85,14 @@ def mnemonic(
     starts its sums at 1e-16: a weight that only the forget codes use gets a
     ratio of about f_F / floor, which takes the largest step, and the rest
     scale down from it. Defaults are the paper's MNIST values; it used
-    (1e-5, 1e4) on CIFAR."""
-    if codes is None:
-        raise ValueError("codes: mnemonic needs the MnemonicCodes the model was trained with (codes=...)")
-    training._check_number(lambda1, "lambda1", positive=True)
-    training._check_number(lambda2, "lambda2", positive=True)
-    training._check_number(fisher_floor, "fisher_floor", positive=False)
+    (1e-5, 1e4) on CIFAR.
+
+    Options:
+        codes: the MnemonicCodes the model was trained with, or their (classes, *input shape) tensor
+        lambda1: largest step size alpha of any tensor
+        lambda2: largest change of any single weight
+        fisher_floor: added to both Fisher values before their ratio
+    """
     split = code_split(codes)
     split = Split(split.inputs.to(model_device(model)), split.labels.to(model_device(model)))
     classes = output_classes(model, split.inputs, "codes")

@@ -8,29 +8,36 @@ from typing import Any, Optional
 
 from torch import nn
 
-from .. import training  # module import: training imports this package in turn
-from .base import Split, register
+from .. import training
+from .._core import NonNegative, Positive, PositiveInt, Split
+from .registry import register
 
 
-@register("retrain", "train from scratch on the retained data (the reference)", scope="any")
+@register("retrain", "train from scratch on the retained data (the reference)", scope="any", needs=("retain",))
 def retrain(
     model: nn.Module,
     *,
     forget: Optional[Split],
-    retain: Optional[Split],
+    retain: Split,
     forget_classes: Optional[list[int]],
     seed: int,
-    epochs: Optional[int] = None,
-    lr: Optional[float] = None,
-    weight_decay: Optional[float] = None,
-    batch_size: Optional[int] = None,
+    epochs: Optional[PositiveInt] = None,
+    lr: Optional[Positive] = None,
+    weight_decay: Optional[NonNegative] = None,
+    batch_size: Optional[PositiveInt] = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Reinitialises `model` in place (seeded) and fits it on `retain`; options
-    left as None take `training.TRAINING_DEFAULTS`. `forget` and
-    `forget_classes` are not used: the retained data already excludes them."""
-    if retain is None:
-        raise ValueError("retain: retraining needs the retained data (retain=...)")
+    """Reinitialises `model` in place (seeded) and fits it on `retain` (for a
+    class request, without the forget classes' samples); options left as
+    None take `training.TRAINING_DEFAULTS`.
+
+    Options:
+        epochs: passes over the retained data (None: the training default)
+        lr: initial SGD learning rate, decayed by a cosine (None: the training default)
+        weight_decay: SGD weight decay (None: the training default)
+        batch_size: samples per step (None: the training default)
+        progress: show a progress bar
+    """
     settings = {
         "epochs": training.TRAINING_DEFAULTS["epochs"] if epochs is None else epochs,
         "lr": training.TRAINING_DEFAULTS["lr"] if lr is None else lr,

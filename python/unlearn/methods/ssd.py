@@ -4,10 +4,14 @@ training data as a whole. No training."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .base import Split, class_request, eval_mode, register
+from .._core import Positive, PositiveInt, Split, eval_mode
+from .registry import register
 
 
 def batch_importance(model: torch.nn.Module, split: Split, batch_size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -28,26 +32,35 @@ def batch_importance(model: torch.nn.Module, split: Split, batch_size: int, gen:
     return {name: t / batches for name, t in total.items()}
 
 
-@register("ssd", "selective synaptic dampening of forget-specific parameters (Foster et al.)", scope="any")
-def ssd(model, *, forget, retain, forget_classes, seed=0, alpha=10.0, dampening=1.0, batch_size=64):
-    """Needs forget and retain. Importances as in the paper: mean squared
-    gradients of batch-mean losses (`batch_importance`), I_D over all training
-    data (retain + forget), I_f over the forget data, model in eval mode.
-    Every parameter with I_f > alpha I_D (BatchNorm included, as in the paper)
-    is multiplied by min(dampening I_D / I_f, 1). Paper defaults: alpha 10,
-    lambda (dampening) 1."""
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0, got {alpha}")
-    if not dampening > 0:
-        raise ValueError(f"dampening must be > 0, got {dampening}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if forget_classes is not None:
-        forget, retain = class_request(forget, retain, forget_classes)
-    if forget is None:
-        raise ValueError("forget: ssd needs the samples to forget (forget=..., or forget_classes with retain=...)")
-    if retain is None:
-        raise ValueError("retain: ssd needs the retained data for the importance of the whole training set")
+@register(
+    "ssd",
+    "selective synaptic dampening of forget-specific parameters (Foster et al.)",
+    scope="any",
+    needs=("forget", "retain"),
+)
+def ssd(
+    model: nn.Module,
+    *,
+    forget: Split,
+    retain: Split,
+    forget_classes: Optional[list[int]],
+    seed: int,
+    alpha: Positive = 10.0,
+    dampening: Positive = 1.0,
+    batch_size: PositiveInt = 64,
+) -> dict:
+    """Importances as in the paper: mean squared gradients of batch-mean
+    losses (`batch_importance`), I_D over all training data (retain +
+    forget), I_f over the forget data, model in eval mode. Every parameter
+    with I_f > alpha I_D (BatchNorm included, as in the paper) is multiplied
+    by min(dampening I_D / I_f, 1). Paper defaults: alpha 10, lambda
+    (dampening) 1.
+
+    Options:
+        alpha: a parameter is dampened when its forget importance exceeds alpha times its overall importance
+        dampening: lambda: the factor is min(dampening * I_D / I_f, 1)
+        batch_size: samples per batch of the importance estimates
+    """
     everything = Split(torch.cat([retain.inputs, forget.inputs]), torch.cat([retain.labels, forget.labels]))
     gen = torch.Generator().manual_seed(seed)
     with eval_mode(model):

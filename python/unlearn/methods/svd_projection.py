@@ -6,14 +6,14 @@ share. One forward pass, no gradient."""
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Split, class_request, register
+from .._core import Positive, PositiveInt, Split, StageTimer
+from .registry import register
 
 LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -120,53 +120,18 @@ def _per_class(split: Split, count: int, gen: torch.Generator) -> Split:
     return Split(split.inputs[rows], split.labels[rows])
 
 
-@register("svd_projection", "project every layer's weights off the forget classes' activation space (Kodge et al.)", scope="class")
-def svd_projection(
-    model: nn.Module,
-    *,
-    forget: Optional[Split],
-    retain: Optional[Split],
-    forget_classes: list[int],
-    seed: int = 0,
-    alpha_r: float = 100.0,
-    alpha_f: float = 3.0,
-    samples: int = 900,
-    max_patches: int = 10000,
-) -> dict:
-    """Forgets `forget_classes` without training. Needs samples of the forget
-    classes (in `forget`, or found in `retain`) and of the other classes (in
-    `retain`): `samples` retained samples spread evenly over the other classes
-    and as many from the forget classes (all there are when fewer). Every
-    Conv/Linear layer, the classifier included, gets W <- W P^T from its input
-    activations of the original model (biases and BatchNorm untouched).
-    Defaults are the paper's CIFAR-10 ones (alpha_r 100, alpha_f 3, 900
-    samples, 10000 patches per layer); spaces are computed in float64. It
-    forgets where some layer's input gives the class a direction of its own,
-    such as the hidden units of a fully connected classifier (the digits
-    "vgg"); where the other classes span the forget class's activations in
-    every layer (the digits "cnn") it removes only part of the class."""
-    for name, value in (("alpha_r", alpha_r), ("alpha_f", alpha_f)):
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
-    for name, value in (("samples", samples), ("max_patches", max_patches)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    forget, retain = class_request(forget, retain, forget_classes)
-    if forget is None:
-        raise ValueError(f"forget: svd_projection needs samples of the forget classes {forget_classes} (forget=... or in retain=...)")
-    if retain is None:
-        raise ValueError("retain: svd_projection needs samples of the other classes (retain=...)")
+def _projected_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The Conv/Linear layers of `model`, checked to be ones the method projects."""
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
     if not layers:
         raise ValueError("model has no Conv1d, Conv2d or Linear layer: svd_projection has nothing to project")
     for name, module in layers:
         _check_layer(name, module)
-    start = time.perf_counter()
-    gen = torch.Generator().manual_seed(seed)
-    model.eval()
-    retain_rows = layer_inputs(model, layers, _per_class(retain, samples, gen).inputs, max_patches, gen)
-    forget_rows = layer_inputs(model, layers, _per_class(forget, samples, gen).inputs, max_patches, gen)
-    collected = time.perf_counter()
+    return layers
+
+
+def _project(layers: list[tuple[str, nn.Module]], retain_rows, forget_rows, alpha_r: float, alpha_f: float) -> dict:
+    """W <- W P^T in every layer; returns each layer's input size and ranks."""
     spaces = {}
     with torch.no_grad():
         for name, module in layers:
@@ -175,9 +140,52 @@ def svd_projection(
             w = module.weight.reshape(module.weight.shape[0], -1)
             module.weight.copy_(project_weight(w.double(), kept, gone).view_as(module.weight).to(module.weight.dtype))
             spaces[name] = {"dim": w.shape[1], "retain_rank": int(kept[0].shape[1]), "forget_rank": int(gone[0].shape[1])}
-    return {
-        "layers": spaces,
-        "alpha_r": alpha_r,
-        "alpha_f": alpha_f,
-        "timings": {"activations": collected - start, "projection": time.perf_counter() - collected},
-    }
+    return spaces
+
+
+@register(
+    "svd_projection",
+    "project every layer's weights off the forget classes' activation space (Kodge et al.)",
+    scope="class",
+    needs=("forget", "retain"),
+)
+def svd_projection(
+    model: nn.Module,
+    *,
+    forget: Split,
+    retain: Split,
+    forget_classes: list[int],
+    seed: int,
+    alpha_r: Positive = 100.0,
+    alpha_f: Positive = 3.0,
+    samples: PositiveInt = 900,
+    max_patches: PositiveInt = 10000,
+) -> dict:
+    """Forgets `forget_classes` without training, from samples of the forget
+    classes (in `forget`, or found in `retain`) and of the other classes (in
+    `retain`): `samples` retained samples spread evenly over the other classes
+    and as many from the forget classes (all there are when fewer). Every
+    Conv/Linear layer, the classifier included, gets W <- W P^T from its input
+    activations of the original model (biases and BatchNorm untouched).
+    Defaults are the paper's CIFAR-10 ones; spaces are computed in float64.
+    It forgets where some layer's input gives the class a direction of its
+    own, such as the hidden units of a fully connected classifier (the digits
+    "vgg"); where the other classes span the forget class's activations in
+    every layer (the digits "cnn") it removes only part of the class.
+
+    Options:
+        alpha_r: scaling of the retain space's importances (the paper's alpha_r)
+        alpha_f: scaling of the forget space's importances (the paper's alpha_f)
+        samples: samples drawn from each side, spread evenly over its classes
+        max_patches: input rows (convolution patches) kept per layer and side
+    """
+    layers = _projected_layers(model)
+    timer = StageTimer()
+    gen = torch.Generator().manual_seed(seed)
+    model.eval()
+    with timer("activations"):
+        retain_rows = layer_inputs(model, layers, _per_class(retain, samples, gen).inputs, max_patches, gen)
+        forget_rows = layer_inputs(model, layers, _per_class(forget, samples, gen).inputs, max_patches, gen)
+    with timer("projection"):
+        spaces = _project(layers, retain_rows, forget_rows, alpha_r, alpha_f)
+    return {"layers": spaces, "alpha_r": alpha_r, "alpha_f": alpha_f, "timings": timer.seconds}

@@ -9,9 +9,26 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_codec_select
-from .codec import max_ranks
+from ..ranks import max_ranks
+from .checks import check_points, check_response, fail
 from .tie_key import argmin_with_ties
+
+
+def check_codec_select(
+    y: torch.Tensor, features: torch.Tensor, max_select: int, max_cache_bytes: int, columns: int | None = None
+) -> None:
+    """With `columns` (the total p), `features` is one rank's block of the
+    columns (2-D, checked by the caller), which may hold none of them."""
+    if columns is None or features.shape[1]:
+        check_points("codec_select", "features", features)
+    check_response("codec_select", "y", y, features.shape[0])
+    if y.device != features.device:
+        fail("codec_select", f"y is on {y.device} but features is on {features.device}")
+    p = features.shape[1] if columns is None else columns
+    if not 1 <= max_select <= p:
+        fail("codec_select", f"max_select must be between 1 and the number of columns ({p}), got {max_select}")
+    if max_cache_bytes < 0:
+        fail("codec_select", f"max_cache_bytes must be >= 0, got {max_cache_bytes}")
 
 
 def _neighbor_rank_sum(up: torch.Tensor, dist: torch.Tensor, seed: int) -> int:

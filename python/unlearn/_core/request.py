@@ -1,13 +1,11 @@
-"""What every unlearning method shares: the request data, validation, the
-result, and the registry of methods by name."""
+"""The request every layer shares: the data of a forget request, its
+validation against the model, and the result of a method."""
 
 from __future__ import annotations
 
-import copy
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -39,44 +37,6 @@ class ForgetResult:
     model: nn.Module
     report: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    fn: Callable[..., dict]
-    description: str
-    scope: str  # "instance", "class" or "any"
-
-
-_REGISTRY: dict[str, Method] = {}
-
-
-def register(name: str, description: str, scope: str = "any"):
-    """Registers `fn(model, *, forget, retain, forget_classes, seed, **options)
-    -> report dict` under `name`. The function may change `model` freely: it
-    gets a private copy."""
-    if scope not in ("instance", "class", "any"):
-        raise ValueError(f"scope must be 'instance', 'class' or 'any', got {scope!r}")
-
-    def add(fn: Callable[..., dict]) -> Callable[..., dict]:
-        _REGISTRY[name] = Method(name, fn, description, scope)
-        return fn
-
-    return add
-
-
-def available() -> dict[str, str]:
-    """Registered method names with their one-line descriptions."""
-    return {name: m.description for name, m in sorted(_REGISTRY.items())}
-
-
-def applicable(kind: str) -> list[str]:
-    """Registered methods that serve a request of this kind ("class" or
-    "instance"), without the retraining reference."""
-    if kind not in ("class", "instance"):
-        raise ValueError(f"kind must be 'class' or 'instance', got {kind!r}")
-    return [name for name, m in sorted(_REGISTRY.items()) if name != "retrain" and m.scope in (kind, "any")]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -151,54 +111,6 @@ def output_classes(model: nn.Module, sample: torch.Tensor, name: str) -> int:
     if out.dim() != 2:
         raise ValueError(f"the model must return class scores of shape (batch, classes), got {tuple(out.shape)}")
     return out.shape[1]
-
-
-def forget(
-    model: nn.Module,
-    method: str,
-    *,
-    forget: Optional[Data] = None,
-    retain: Optional[Data] = None,
-    forget_classes: Optional[Sequence[int]] = None,
-    seed: int = 0,
-    inplace: bool = False,
-    **options: Any,
-) -> ForgetResult:
-    """Makes `model` forget the `forget` samples (or the `forget_classes`).
-
-    `forget` and `retain` are DataLoaders or (inputs, labels) pairs on the
-    model's device. The method works on a private copy: the caller's model is
-    changed only when the call succeeds and `inplace=True`. The same `seed`
-    gives the same result.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if method not in _REGISTRY:
-        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(_REGISTRY))}")
-    spec = _REGISTRY[method]
-    if forget is None and forget_classes is None:
-        raise ValueError("forget: give the samples to forget (forget=...) or the classes (forget_classes=...)")
-    if spec.scope == "instance" and forget_classes is not None and forget is None:
-        raise ValueError(f"method {method!r} forgets samples, not classes: pass forget=(inputs, labels)")
-    if spec.scope == "class" and forget_classes is None:
-        raise ValueError(f"method {method!r} forgets whole classes: pass forget_classes=[...]")
-    splits = {"forget": as_split(forget, "forget", model), "retain": as_split(retain, "retain", model)}
-    present = {name: split for name, split in splits.items() if split is not None}
-    num_classes = None
-    for name, split in present.items():
-        num_classes = num_classes or output_classes(model, split.inputs, name)
-        check_fits(split, name, model, num_classes)
-    if forget_classes is not None:
-        forget_classes = validate_classes(forget_classes, num_classes)
-
-    work = copy.deepcopy(model)
-    start = time.perf_counter()
-    report = spec.fn(work, forget=splits["forget"], retain=splits["retain"], forget_classes=forget_classes, seed=seed, **options)
-    seconds = time.perf_counter() - start
-    if inplace:
-        model.load_state_dict(work.state_dict())
-        work = model
-    return ForgetResult(model=work, report=report, seconds=seconds)
 
 
 def validate_classes(classes: Sequence[int], num_classes: Optional[int]) -> list[int]:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_codec
+from ..ranks import max_ranks
+from .checks import check_points, check_response, check_same_rows, fail
 from .nearest_neighbor import neighbors
 
 
-def max_ranks(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """R_i = #{j: y_j <= y_i} and L_i = #{j: y_j >= y_i} (int64)."""
-    ys = y.sort().values
-    up = torch.searchsorted(ys, y, right=True)
-    down = y.shape[0] - torch.searchsorted(ys, y, right=False)
-    return up, down
+def check_codec(y: torch.Tensor, z: torch.Tensor, x: torch.Tensor | None) -> None:
+    check_points("codec", "z", z)
+    if x is not None:
+        check_points("codec", "x", x)
+        check_same_rows("codec", "x", x, "z", z)
+    check_response("codec", "y", y, z.shape[0])
+    if y.device != z.device:
+        fail("codec", f"y is on {y.device} but z is on {z.device}")
 
 
 def codec_from_neighbors(

@@ -9,9 +9,35 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_codec_step
-from .codec import max_ranks
+from ..ranks import max_ranks
+from .checks import check_points, check_response, check_same_rows, fail
 from .tie_key import argmin_with_ties
+
+
+def check_codec_step(
+    y: torch.Tensor, candidates: torch.Tensor, selected: torch.Tensor, row_begin: int, row_end: int, cache: torch.Tensor | None
+) -> None:
+    check_points("codec_step", "candidates", candidates)
+    n = candidates.shape[0]
+    check_response("codec_step", "y", y, n)
+    if y.device != candidates.device:
+        fail("codec_step", f"y is on {y.device} but candidates is on {candidates.device}")
+    if selected.dim() != 2:
+        fail("codec_step", f"selected must be a 2-D tensor of shape (n, s), got {selected.dim()} dimensions")
+    check_same_rows("codec_step", "selected", selected, "candidates", candidates)
+    if selected.numel() and not bool(torch.isfinite(selected).all()):
+        fail("codec_step", "selected contains NaN or infinite values")
+    if not 0 <= row_begin < row_end <= n:
+        fail("codec_step", f"rows must satisfy 0 <= row_begin < row_end <= {n}, got [{row_begin}, {row_end})")
+    if cache is not None:
+        if cache.dim() != 2 or tuple(cache.shape) != (row_end - row_begin, n):
+            fail(
+                "codec_step",
+                f"cache must hold the rows [row_begin, row_end) of D_S, shape ({row_end - row_begin}, {n}), "
+                f"got {list(cache.shape)}",
+            )
+        if cache.dtype != candidates.dtype or cache.device != candidates.device:
+            fail("codec_step", "cache must have the dtype and device of candidates")
 
 
 def codec_step(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_nearest_neighbor
+from .checks import check_points
 from .tie_key import argmin_with_ties
 
 _BLOCK_ELEMENTS = 1 << 24
+
+
+def check_nearest_neighbor(x: torch.Tensor) -> None:
+    check_points("nearest_neighbor", "x", x)
 
 
 def neighbors(points: torch.Tensor, seed: int) -> torch.Tensor:

@@ -1,0 +1,48 @@
+"""The bottom layer: request types and their validation, option checks and
+stage timing. It imports nothing else from the package."""
+
+from .options import (
+    NonNegative,
+    NonNegativeInt,
+    OpenFraction,
+    Positive,
+    PositiveInt,
+    Range,
+    check_option,
+    check_seed,
+)
+from .request import (
+    Data,
+    ForgetResult,
+    Split,
+    as_split,
+    check_fits,
+    class_request,
+    eval_mode,
+    model_device,
+    output_classes,
+    validate_classes,
+)
+from .timing import StageTimer
+
+__all__ = [
+    "Data",
+    "ForgetResult",
+    "NonNegative",
+    "NonNegativeInt",
+    "OpenFraction",
+    "Positive",
+    "PositiveInt",
+    "Range",
+    "Split",
+    "StageTimer",
+    "as_split",
+    "check_fits",
+    "check_option",
+    "check_seed",
+    "class_request",
+    "eval_mode",
+    "model_device",
+    "output_classes",
+    "validate_classes",
+]

@@ -1,0 +1,24 @@
+"""unlearn::block_solve: block-diagonal damped solves (dense or low-rank blocks)."""
+
+from __future__ import annotations
+
+import torch
+
+from ._library import declare
+from .reference import block_solve as twin
+
+
+def _fake(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> torch.Tensor:
+    return torch.empty_like(g)
+
+
+declare("block_solve(Tensor[] blocks, Tensor g, float damping, bool[] low_rank) -> Tensor", twin=twin, fake=_fake)
+
+
+def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> torch.Tensor:
+    """Solves (A + damping I) x = g block by block, g (d,) split over the
+    blocks in order. A dense block is A itself (d_b x d_b); a low-rank one is
+    a factor U (m x d_b) with A = U^T U / m, solved by Woodbury when m < d_b.
+    A float32 block forms its product in float32; the solve runs in g's
+    dtype."""
+    return torch.ops.unlearn.block_solve(blocks, g, damping, low_rank)

@@ -1,0 +1,60 @@
+"""Twin of unlearn::block_solve: one dense solve per block, no Woodbury; a float32
+block's product is formed in float32, the solve in g's dtype."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .checks import FLOATS, fail
+
+
+def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> None:
+    if not blocks:
+        fail("block_solve", "blocks is empty")
+    if len(low_rank) != len(blocks):
+        fail("block_solve", f"low_rank has {len(low_rank)} entries but there are {len(blocks)} blocks")
+    if not (math.isfinite(damping) and damping >= 0):
+        fail("block_solve", f"damping must be finite and >= 0, got {damping}")
+    if g.dim() != 1:
+        fail("block_solve", f"g must be a 1-D tensor, got {g.dim()} dimensions")
+    if g.dtype not in FLOATS:
+        fail("block_solve", f"g must be float32 or float64, got {g.dtype}")
+    total = 0
+    for b, (a, factored) in enumerate(zip(blocks, low_rank)):
+        if a.dim() != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+            fail("block_solve", f"block {b} must be a non-empty 2-D tensor, got shape {tuple(a.shape)}")
+        if not factored and a.shape[0] != a.shape[1]:
+            fail("block_solve", f"block {b} is dense but not square: {tuple(a.shape)}")
+        if a.dtype not in (g.dtype, torch.float32) or a.device != g.device:
+            fail(
+                "block_solve",
+                f"block {b} must be on g's device ({g.device}) with g's dtype ({g.dtype}) or float32, "
+                f"got {a.dtype} on {a.device}",
+            )
+        if factored and a.shape[0] < a.shape[1] and damping <= 0:
+            fail("block_solve", f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs damping > 0")
+        total += a.shape[1]
+    if g.shape[0] != total:
+        fail("block_solve", f"g has {g.shape[0]} entries but the blocks cover {total} parameters")
+    if not bool(torch.isfinite(g).all()):
+        fail("block_solve", "g contains NaN or infinite values")
+    for b, a in enumerate(blocks):
+        if not bool(torch.isfinite(a).all()):
+            fail("block_solve", f"block {b} contains NaN or infinite values")
+
+
+def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> torch.Tensor:
+    check_block_solve(blocks, g, damping, low_rank)
+    out, offset = [], 0
+    for b, (a, factored) in enumerate(zip(blocks, low_rank)):
+        d = a.shape[1]
+        h = (a.T @ a / a.shape[0] if factored else a).to(g.dtype)
+        h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
+        if torch.linalg.cholesky_ex(h).info != 0:
+            kind = "low-rank" if factored else "dense"
+            raise ValueError(f"block_solve: block {b} ({kind}, {d} x {d}) is not positive definite after damping {damping}")
+        out.append(torch.linalg.solve(h, g[offset : offset + d]))
+        offset += d
+    return torch.cat(out)

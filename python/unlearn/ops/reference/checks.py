@@ -1,0 +1,54 @@
+"""Argument checks shared by the twins (each op's own check sits in its twin's
+module). Every failure is a ValueError that names the op and the argument,
+with the wording of the compiled kernels' checks (csrc/ops/).
+"""
+
+from __future__ import annotations
+
+import torch
+
+FLOATS = (torch.float32, torch.float64)
+
+
+def fail(op: str, message: str) -> None:
+    raise ValueError(f"{op}: {message}")
+
+
+def check_points(op: str, name: str, x: torch.Tensor) -> None:
+    """A float32/float64 matrix (n, d) with n >= 2, d >= 1 and finite values."""
+    if x.dim() != 2:
+        fail(op, f"{name} must be a 2-D tensor of shape (n, d), got {x.dim()} dimensions")
+    if x.dtype not in FLOATS:
+        fail(op, f"{name} must be float32 or float64, got {x.dtype}")
+    if x.shape[0] < 2:
+        fail(op, f"{name} needs at least 2 rows, got {x.shape[0]}")
+    if x.shape[1] < 1:
+        fail(op, f"{name} needs at least 1 column, got 0")
+    if not bool(torch.isfinite(x).all()):
+        fail(op, f"{name} contains NaN or infinite values")
+
+
+def check_response(op: str, name: str, y: torch.Tensor, n: int) -> None:
+    """A float32/float64 vector of length n with finite, not all equal values."""
+    if y.dim() != 1:
+        fail(op, f"{name} must be a 1-D tensor, got {y.dim()} dimensions")
+    if y.dtype not in FLOATS:
+        fail(op, f"{name} must be float32 or float64, got {y.dtype}")
+    if y.shape[0] != n:
+        fail(op, f"{name} has {y.shape[0]} values but the other inputs have {n} rows")
+    if n < 2:
+        fail(op, f"{name} needs at least 2 values, got {n}")
+    if not bool(torch.isfinite(y).all()):
+        fail(op, f"{name} contains NaN or infinite values")
+    if not bool(y.max() > y.min()):
+        fail(op, f"{name} is constant, so its dependence on anything is undefined")
+
+
+def check_same_rows(op: str, name: str, other: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+    """`other` has the dtype, device and row count of `ref`."""
+    if other.shape[0] != ref.shape[0]:
+        fail(op, f"{name} has {other.shape[0]} rows but {ref_name} has {ref.shape[0]}")
+    if other.dtype != ref.dtype:
+        fail(op, f"{name} is {other.dtype} but {ref_name} is {ref.dtype}")
+    if other.device != ref.device:
+        fail(op, f"{name} is on {other.device} but {ref_name} is on {ref.device}")
