@@ -15,7 +15,8 @@ import time
 
 import torch
 
-import unlearn
+from . import ops
+from .stats import foci, standardize_columns
 
 
 def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +31,7 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 def loo_1nn_accuracy(features: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     """Leave-one-out accuracy of the 1-nearest-neighbour classifier."""
-    neighbor = unlearn.ops.nearest_neighbor(features.contiguous(), seed=seed)
+    neighbor = ops.nearest_neighbor(features.contiguous(), seed=seed)
     return float((labels[neighbor] == labels).double().mean())
 
 
@@ -43,11 +44,11 @@ def pixel_map(selected: list[int]) -> list[str]:
 def main() -> None:
     pixels, labels = load_digits()
     start = time.perf_counter()
-    result = unlearn.foci(labels, pixels, seed=0)
+    result = foci(labels, pixels, seed=0)
     seconds = time.perf_counter() - start
-    standardized = unlearn.standardize_columns(pixels)
+    standardized = standardize_columns(pixels)
     print(f"FOCI on scikit-learn digits: n = {len(labels)}, p = 64 pixels, y = digit label")
-    print(f"backend: {unlearn.backend()['codec_select']}; {len(result.selected)} pixels picked in {seconds:.2f} s\n")
+    print(f"backend: {ops.backend()['codec_select']}; {len(result.selected)} pixels picked in {seconds:.2f} s\n")
     print(f"{'pick':>4}  {'pixel (row, col)':>16}  {'T(y, pixel | earlier)':>21}  {'1-NN accuracy':>13}")
     for k, (pixel, score) in enumerate(zip(result.selected, result.scores), start=1):
         accuracy = loo_1nn_accuracy(standardized[:, result.selected[:k]], labels)
