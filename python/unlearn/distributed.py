@@ -140,27 +140,13 @@ def codec_select(
     shard="both" (default: the most square one). With `columns` (the total
     column count p), `features` is only this rank's `column_block`. Pass a
     `Traffic` to count the bytes this rank sends."""
-    if not dist.is_available() or not dist.is_initialized():
-        raise ValueError("group: torch.distributed is not initialised (call init_process_group first)")
-    p = features.shape[1] if columns is None else columns
-    if columns is not None:
-        c0, c1 = column_block(p, shard=shard, group=group, grid=grid)
-        if features.dim() != 2 or features.shape[1] != c1 - c0:
-            raise ValueError(
-                f"features: with columns={p} this rank takes its block [{c0}, {c1}) of {c1 - c0} columns, "
-                f"got shape {tuple(features.shape)}"
-            )
-    check_codec_select(y, features, max_select, max_cache_bytes, columns)
+    p = _check_request(y, features, max_select, max_cache_bytes, columns, shard, group, grid)
     n = features.shape[0]
     layout = _layout(shard, n, p, group, grid)
     traffic = traffic if traffic is not None else Traffic()
     (r0, r1), (c0, c1) = layout.rows, layout.columns
     up, down = max_ranks(y)
     sum_r, sum_l2, den_u = int(up.sum()), int((down * down).sum()), int((down * (n - down)).sum())
-    pack = p + 1
-    if n * n * pack >= 2**62:
-        raise ValueError(f"features: n = {n} and p = {p} are too large to pack a score and a column id in one int64")
-
     use_cache = (r1 - r0) * n * features.element_size() <= max_cache_bytes
     cache = torch.zeros(r1 - r0, n, dtype=features.dtype, device=features.device) if use_cache else None
     traffic.cache_bytes = cache.numel() * cache.element_size() if use_cache else 0
@@ -171,26 +157,10 @@ def codec_select(
     order = torch.full((max_select,), -1, dtype=torch.int64, device=features.device)
     scores = torch.full((max_select,), float("nan"), dtype=features.dtype, device=features.device)
     for step in range(max_select):
-        num, self_sum = ops.codec_step(y, own, selected, r0, r1, seed=seed, cache=cache if picked else None)
-        if c1 <= c0:
-            num = num[:0]
-        if layout.row_groups > 1:
-            sums = torch.cat([num, self_sum.view(1)])
-            traffic.add("all_reduce partial sums", sums)
-            dist.all_reduce(sums, group=layout.column_group)
-            num, self_sum = sums[:-1], sums[-1]
-        self_sum = int(self_sum)
+        num, self_sum = _step_sums(y, own, selected, layout, seed, cache if picked else None, traffic)
         if picked and sum_r - self_sum == 0:  # y is already a function of the selected columns
             break
-        best_num, best_j = _local_best(num, c0, picked)
-        if shard == "rows":
-            winner, winner_num = best_j, best_num
-        else:
-            key = torch.tensor([best_num * pack + (p - best_j) if best_j >= 0 else -1], device=features.device)
-            traffic.add("all_reduce pick", key)
-            dist.all_reduce(key, op=dist.ReduceOp.MAX, group=group)
-            winner_num, winner = divmod(int(key), pack)
-            winner = p - winner
+        winner, winner_num = _pick(num, picked, p, layout, shard, group, traffic)
         # As the kernels do: integer numerator and denominator, each rounded to a double.
         if picked:
             t = float(winner_num - self_sum) / float(sum_r - self_sum)
@@ -206,6 +176,80 @@ def codec_select(
             cache += (column[r0:r1, None] - column[None, :]).square()
         traffic.steps += 1
     return order, scores
+
+
+def _check_request(
+    y: torch.Tensor,
+    features: torch.Tensor,
+    max_select: int,
+    max_cache_bytes: int,
+    columns: Optional[int],
+    shard: str,
+    group: Optional[dist.ProcessGroup],
+    grid: Optional[tuple[int, int]],
+) -> int:
+    """Checks the arguments (and this rank's block of columns); returns p."""
+    if not dist.is_available() or not dist.is_initialized():
+        raise ValueError("group: torch.distributed is not initialised (call init_process_group first)")
+    p = features.shape[1] if columns is None else columns
+    if columns is not None:
+        c0, c1 = column_block(p, shard=shard, group=group, grid=grid)
+        if features.dim() != 2 or features.shape[1] != c1 - c0:
+            raise ValueError(
+                f"features: with columns={p} this rank takes its block [{c0}, {c1}) of {c1 - c0} columns, "
+                f"got shape {tuple(features.shape)}"
+            )
+    check_codec_select(y, features, max_select, max_cache_bytes, columns)
+    n = features.shape[0]
+    if n * n * (p + 1) >= 2**62:
+        raise ValueError(f"features: n = {n} and p = {p} are too large to pack a score and a column id in one int64")
+    return p
+
+
+def _step_sums(
+    y: torch.Tensor,
+    own: torch.Tensor,
+    selected: torch.Tensor,
+    layout: _Layout,
+    seed: int,
+    cache: Optional[torch.Tensor],
+    traffic: Traffic,
+) -> tuple[torch.Tensor, int]:
+    """This rank's candidate sums and the S-neighbour sum, over all rows:
+    its own row block, reduced within its column group when rows are split."""
+    (r0, r1), (c0, c1) = layout.rows, layout.columns
+    num, self_sum = ops.codec_step(y, own, selected, r0, r1, seed=seed, cache=cache)
+    if c1 <= c0:
+        num = num[:0]
+    if layout.row_groups > 1:
+        sums = torch.cat([num, self_sum.view(1)])
+        traffic.add("all_reduce partial sums", sums)
+        dist.all_reduce(sums, group=layout.column_group)
+        num, self_sum = sums[:-1], sums[-1]
+    return num, int(self_sum)
+
+
+def _pick(
+    num: torch.Tensor,
+    picked: list[int],
+    p: int,
+    layout: _Layout,
+    shard: str,
+    group: Optional[dist.ProcessGroup],
+    traffic: Traffic,
+) -> tuple[int, int]:
+    """(column, sum) of the best untaken column over every rank: one
+    all-reduce of score and column id packed in an int64 (ties to the lowest
+    id); with shard="rows" every rank already holds every column's sum."""
+    best_num, best_j = _local_best(num, layout.columns[0], picked)
+    if shard == "rows":
+        return best_j, best_num
+    pack = p + 1
+    key = torch.tensor([best_num * pack + (p - best_j) if best_j >= 0 else -1], device=num.device)
+    traffic.add("all_reduce pick", key)
+    dist.all_reduce(key, op=dist.ReduceOp.MAX, group=group)
+    winner_num, winner = divmod(int(key), pack)
+    return p - winner, winner_num
 
 
 def _local_best(num: torch.Tensor, c0: int, picked: list[int]) -> tuple[int, int]:

@@ -7,7 +7,6 @@ after the protocol it reproduces.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Optional, Sequence
 
@@ -15,7 +14,19 @@ import torch
 
 from torch import nn
 
-from .._core import Data, Split, as_split, check_fits, eval_mode, model_device, output_classes, validate_classes
+from .._core import (
+    Data,
+    NonNegative,
+    Split,
+    as_split,
+    check_fits,
+    check_option,
+    check_seed,
+    eval_mode,
+    model_device,
+    output_classes,
+    validate_classes,
+)
 from . import attacks as _attacks  # the `attacks` argument of evaluate() shadows the module name
 from . import metrics
 
@@ -65,48 +76,65 @@ def evaluate(
     request) also acc_test_retain and acc_test_forget, the test accuracy on
     the other classes and on the forgotten ones.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if reference is not None and not isinstance(reference, nn.Module):
-        raise TypeError(f"reference must be a torch.nn.Module or None, got {type(reference).__name__}")
-    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not math.isfinite(l2) or l2 < 0:
-        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
-    if not isinstance(attacks, bool):
-        raise TypeError(f"attacks must be a bool, got {type(attacks).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if reference is not None and model_device(reference) != model_device(model):
-        raise ValueError(f"reference is on {model_device(reference)} but the model is on {model_device(model)}")
-
+    _check_arguments(model, reference, l2, attacks, seed)
     with eval_mode(model), eval_mode(reference):
         splits = _checked_splits(model, reference, forget=forget, retain=retain, test=test)
         out = {name: metrics.outputs(model, split) for name, split in splits.items()}
         scores = {f"acc_{name}": out[name].accuracy for name in ("retain", "forget", "test")}
         if forget_classes is not None:
-            classes = validate_classes(forget_classes, out["test"].log_probs.shape[1])
-            gone = torch.isin(out["test"].labels, torch.tensor(classes, device=out["test"].labels.device))
-            if not bool(gone.any()):
-                raise ValueError(f"forget_classes: the test data has no samples of classes {classes}")
-            scores["acc_test_retain"] = out["test"].subset(~gone).accuracy
-            scores["acc_test_forget"] = out["test"].subset(gone).accuracy
-        if attacks and _attacks.sklearn_missing():
-            warnings.warn(
-                "membership-inference attacks skipped: scikit-learn is not installed (pip install 'torch-unlearn[data]')",
-                stacklevel=2,
-            )
-        elif attacks:
-            scores["mia_loss_logreg"] = _attacks.mia_loss_logreg(out["forget"].loss, out["test"].loss, seed)
-            scores["mia_entropy_logreg"] = _attacks.mia_entropy_logreg(
-                out["retain"].entropy, out["test"].entropy, out["forget"].entropy
-            )
-            scores["mia_confidence_svc"] = _attacks.mia_confidence_svc(
-                out["retain"].confidence, out["test"].confidence, out["forget"].confidence, seed
-            )
+            scores.update(_class_accuracies(out["test"], forget_classes))
+        if attacks:
+            scores.update(_attack_scores(out, seed))
         scores["grad_residual"] = metrics.gradient_norm(model, splits["retain"], float(l2))
         scores["grad_norm_forget"] = metrics.gradient_norm(model, splits["forget"])
         if reference is not None:
-            theirs = metrics.outputs(reference, splits["forget"])
-            scores["js_divergence"] = metrics.js_divergence(out["forget"], theirs)
-            scores["activation_distance"] = metrics.activation_distance(out["forget"], theirs)
-            scores["param_distance"] = metrics.parameter_distance(model, reference)
+            scores.update(_reference_scores(model, reference, splits["forget"], out["forget"]))
     return scores
+
+
+def _check_arguments(model: nn.Module, reference: Optional[nn.Module], l2: float, attacks: bool, seed: int) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_option("reference", reference, Optional[nn.Module])
+    check_option("l2", l2, NonNegative)
+    check_option("attacks", attacks, bool)
+    check_seed(seed)
+    if reference is not None and model_device(reference) != model_device(model):
+        raise ValueError(f"reference is on {model_device(reference)} but the model is on {model_device(model)}")
+
+
+def _class_accuracies(test: metrics.Outputs, forget_classes: Sequence[int]) -> dict[str, float]:
+    """Test accuracy on the classes kept and on the classes forgotten."""
+    classes = validate_classes(forget_classes, test.log_probs.shape[1])
+    gone = torch.isin(test.labels, torch.tensor(classes, device=test.labels.device))
+    if not bool(gone.any()):
+        raise ValueError(f"forget_classes: the test data has no samples of classes {classes}")
+    return {"acc_test_retain": test.subset(~gone).accuracy, "acc_test_forget": test.subset(gone).accuracy}
+
+
+def _attack_scores(out: dict[str, metrics.Outputs], seed: int) -> dict[str, float]:
+    """The membership-inference attacks (none, with a warning, without scikit-learn)."""
+    if _attacks.sklearn_missing():
+        warnings.warn(
+            "membership-inference attacks skipped: scikit-learn is not installed (pip install 'torch-unlearn[data]')",
+            stacklevel=3,
+        )
+        return {}
+    forget, retain, test = out["forget"], out["retain"], out["test"]
+    return {
+        "mia_loss_logreg": _attacks.mia_loss_logreg(forget.loss, test.loss, seed),
+        "mia_entropy_logreg": _attacks.mia_entropy_logreg(retain.entropy, test.entropy, forget.entropy),
+        "mia_confidence_svc": _attacks.mia_confidence_svc(retain.confidence, test.confidence, forget.confidence, seed),
+    }
+
+
+def _reference_scores(
+    model: nn.Module, reference: nn.Module, forget: Split, ours: metrics.Outputs
+) -> dict[str, float]:
+    """How far the model's outputs and weights are from the reference's."""
+    theirs = metrics.outputs(reference, forget)
+    return {
+        "js_divergence": metrics.js_divergence(ours, theirs),
+        "activation_distance": metrics.activation_distance(ours, theirs),
+        "param_distance": metrics.parameter_distance(model, reference),
+    }
