@@ -7,14 +7,14 @@ PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 SOURCES := $(shell find csrc python -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.py' \)) CMakeLists.txt pyproject.toml
 
-.PHONY: demo test bench wheel clean
+.PHONY: demo test lint format bench wheel clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.deps: | $(PY)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH) numpy scipy scikit-learn tqdm matplotlib pytest scikit-build-core ninja cmake
+	$(PIP) install -q $(TORCH) numpy scipy scikit-learn tqdm matplotlib pytest scikit-build-core ninja cmake ruff==0.17.5 clang-format==23.1.3
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(SOURCES)
@@ -28,6 +28,19 @@ demo: $(VENV)/.built
 
 test: $(VENV)/.built
 	$(PY) -m pytest -q tests
+
+CSRC := $(shell find csrc -type f \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \))
+
+# ruff (lint and format) for Python, clang-format for C++/CUDA; `make format` applies both.
+lint: $(VENV)/.deps
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/clang-format --dry-run --Werror $(CSRC)
+
+format: $(VENV)/.deps
+	$(VENV)/bin/ruff check --fix python tests benchmarks
+	$(VENV)/bin/ruff format python tests benchmarks
+	$(VENV)/bin/clang-format -i $(CSRC)
 
 bench: $(VENV)/.built
 	$(PIP) install -q xicorpy

@@ -62,7 +62,7 @@ def bench_codec_select(sizes, picks, repeats, published_repeats):
     rows = []
     for n, p in sizes:
         y, f = foci_data(n, p, "cpu")
-        ours = lambda: torch.ops.unlearn.codec_select(y, f, picks, False, 0)  # noqa: E731
+        ours = lambda: unlearn.ops.codec_select(y, f, picks, stop_early=False)  # noqa: E731
         t_ours = median_seconds(ours, repeats)
         order = ours()[0].tolist()
         published = []  # the picks of every timed run; the last one is compared
@@ -83,9 +83,9 @@ def bench_codec_vs_xicorpy(sizes, repeats):
         z = g.standard_normal((n, 3))
         y = np.sin(z[:, 0]) + z[:, 1] * z[:, 2] + 0.5 * g.standard_normal(n)
         yt, zt = torch.from_numpy(y), torch.from_numpy(z)
-        ours = float(torch.ops.unlearn.codec(yt, zt, None, 0))
+        ours = float(unlearn.ops.codec(yt, zt))
         theirs = float(xicorpy.compute_conditional_dependence(y, z))
-        t_ours = median_seconds(lambda: torch.ops.unlearn.codec(yt, zt, None, 0), repeats)
+        t_ours = median_seconds(lambda: unlearn.ops.codec(yt, zt), repeats)
         t_theirs = median_seconds(lambda: xicorpy.compute_conditional_dependence(y, z), repeats)
         rows.append([f"{n}", "3", f"{t_theirs:.3f}", f"{t_ours:.4f}", f"{t_theirs / t_ours:.0f}x", f"{theirs:.6f}", f"{ours:.6f}"])
         print(rows[-1], flush=True)
@@ -109,8 +109,8 @@ def bench_nearest_neighbor(sizes, repeats):
     rows = []
     for n, d, with_cdist in sizes:
         x = torch.rand(n, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-        ours = torch.ops.unlearn.nearest_neighbor(x, 0)
-        t_ours = median_seconds(lambda: torch.ops.unlearn.nearest_neighbor(x, 0), repeats)
+        ours = unlearn.ops.nearest_neighbor(x)
+        t_ours = median_seconds(lambda: unlearn.ops.nearest_neighbor(x), repeats)
         xn = x.numpy()
         kd = torch.from_numpy(cKDTree(xn).query(xn, k=2)[1][:, 1])
         t_kd = median_seconds(lambda: cKDTree(xn).query(xn, k=2), repeats)
@@ -146,13 +146,13 @@ def bench_codec_select_cuda(sizes, picks, rate, published_budget_s):
     rows = []
     for n, p in sizes:
         y, f = foci_data(n, p, "cuda")
-        order = torch.ops.unlearn.codec_select(y, f, picks, False, 0)[0].tolist()
-        t_ours = cuda_seconds(lambda: torch.ops.unlearn.codec_select(y, f, picks, False, 0), 5)
-        t_tiled = cuda_seconds(lambda: torch.ops.unlearn.codec_select(y, f, picks, False, 0, 0), 3)
-        t_first = cuda_seconds(lambda: torch.ops.unlearn.codec_select(y, f, 1, False, 0), 5)
+        order = unlearn.ops.codec_select(y, f, picks, stop_early=False)[0].tolist()
+        t_ours = cuda_seconds(lambda: unlearn.ops.codec_select(y, f, picks, stop_early=False), 5)
+        t_tiled = cuda_seconds(lambda: unlearn.ops.codec_select(y, f, picks, stop_early=False, max_cache_bytes=0), 3)
+        t_first = cuda_seconds(lambda: unlearn.ops.codec_select(y, f, 1, stop_early=False), 5)
         yc, fc = y.cpu(), f.cpu()
         start = time.perf_counter()
-        cpu_order = torch.ops.unlearn.codec_select(yc, fc, picks, False, 0)[0].tolist()
+        cpu_order = unlearn.ops.codec_select(yc, fc, picks, stop_early=False)[0].tolist()
         t_cpu = time.perf_counter() - start
         torch.cuda.synchronize()
         pub, t_pub = published_codec_select(y, f, picks, published_budget_s)
@@ -174,7 +174,7 @@ def bench_nearest_neighbor_cuda(n, d, repeats):
     for dtype in (torch.float32, torch.float64):
         x = torch.rand(n, d, generator=torch.Generator().manual_seed(1), dtype=dtype).cuda()
         cells = []
-        for fn in (lambda: torch.ops.unlearn.nearest_neighbor(x, 0), lambda: cdist_argmin(x)):
+        for fn in (lambda: unlearn.ops.nearest_neighbor(x), lambda: cdist_argmin(x)):
             torch.cuda.synchronize()
             base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()

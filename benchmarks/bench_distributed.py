@@ -65,7 +65,7 @@ def measured(worlds: list[int], sizes: list[tuple[int, int]]) -> list[list[str]]
             ranks = [torch.load(os.path.join(out, f"rank{r}.pt")) for r in range(world)]
         for n, p in sizes:
             y, f = _data(n, p)
-            single = torch.ops.unlearn.codec_select(y, f, PICKS, False, 0)[0]
+            single = unlearn.ops.codec_select(y, f, PICKS, stop_early=False)[0]
             for mode in ("columns", "rows", "both"):
                 cells = [r[n, p, mode] for r in ranks]
                 grid = {"columns": (1, world), "rows": (world, 1), "both": grid_shape(world)}[mode]

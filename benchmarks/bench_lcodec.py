@@ -98,9 +98,9 @@ def bench_block_solve(d, m, repeats):
         h = u.T @ u / m + 0.01 * torch.eye(d, dtype=torch.float64)
         return torch.linalg.solve(h, rhs)
 
-    ours = torch.ops.unlearn.block_solve([u], rhs, 0.01, [True])
+    ours = unlearn.ops.block_solve([u], rhs, 0.01, [True])
     err = float((ours - dense()).abs().max())
-    t_ours = median_seconds(lambda: torch.ops.unlearn.block_solve([u], rhs, 0.01, [True]), repeats)
+    t_ours = median_seconds(lambda: unlearn.ops.block_solve([u], rhs, 0.01, [True]), repeats)
     t_dense = median_seconds(dense, repeats)
     return [[f"block_solve d={d}, rank {m} vs dense solve", f"{t_dense:.3f}", f"{t_ours:.4f}", f"{t_dense / t_ours:.0f}x",
              f"max difference {err:.1e}"]]

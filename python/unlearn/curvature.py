@@ -85,7 +85,9 @@ def exact_hessian(
     basis = torch.eye(v.numel(), dtype=v.dtype, device=v.device)
     total = torch.zeros_like(basis)
     for x, y in split.batches(batch_size):
-        hvp = lambda t: jvp(lambda w: grad(loss)(w, x, y), (v,), (t,))[1]  # noqa: E731
+        def hvp(t: torch.Tensor, x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
+            return jvp(lambda w: grad(loss)(w, x, y), (v,), (t,))[1]
+
         total += vmap(hvp, chunk_size=chunk_size)(basis) * len(y)
     return total / len(split)
 
