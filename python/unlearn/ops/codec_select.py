@@ -11,14 +11,7 @@ from .reference import codec_select as twin
 DEFAULT_CACHE_BYTES = 1 << 30
 
 
-def _fake(
-    y: torch.Tensor,
-    features: torch.Tensor,
-    max_select: int,
-    stop_early: bool = True,
-    seed: int = 0,
-    max_cache_bytes: int = DEFAULT_CACHE_BYTES,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _fake(y: torch.Tensor, features: torch.Tensor, max_select: int, *_options) -> tuple[torch.Tensor, torch.Tensor]:
     return features.new_empty((max_select,), dtype=torch.int64), features.new_empty((max_select,))
 
 
