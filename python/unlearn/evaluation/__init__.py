@@ -1,8 +1,8 @@
 """How well did forgetting work: accuracies, membership-inference attacks,
 gradient norms, and distances to a reference (retrained) model.
 
-Conventions follow METHODS.md "Evaluation conventions"; every attack is named
-after the protocol it reproduces.
+Every attack is named after the protocol it reproduces (`attacks.py` says
+which paper's).
 """
 
 from __future__ import annotations
