@@ -93,20 +93,52 @@ def mnemonic(
         lambda2: largest change of any single weight
         fisher_floor: added to both Fisher values before their ratio
     """
+    split, forget_classes = _code_request(model, codes, forget_classes)
+    etas = _fisher_ratios(model, split, forget_classes, fisher_floor)
+    alphas = step_sizes(etas, lambda1, lambda2)
+    sign, candidates = _step_with_best_sign(model, split, forget_classes, etas, alphas)
+    largest = max(alphas[name] * float(eta.max()) for name, eta in etas.items())
+    return {
+        "lambda1": lambda1,
+        "lambda2": lambda2,
+        "fisher_floor": fisher_floor,
+        "sign": "+" if sign > 0 else "-",
+        "code_score_plus": candidates[1.0][0],
+        "code_score_minus": candidates[-1.0][0],
+        "largest_change": largest,
+    }
+
+
+def _code_request(
+    model: nn.Module, codes: Union[MnemonicCodes, torch.Tensor], forget_classes: Optional[list[int]]
+) -> tuple[Split, list[int]]:
+    """The codes as a Split on the model's device (one per class), and the checked forget classes."""
     split = code_split(codes)
     split = Split(split.inputs.to(model_device(model)), split.labels.to(model_device(model)))
     classes = output_classes(model, split.inputs, "codes")
     if classes != len(split):
         raise ValueError(f"codes: the model has {classes} classes but there are {len(split)} codes")
-    forget_classes = validate_classes(forget_classes or [], classes)
+    return split, validate_classes(forget_classes or [], classes)
 
-    gone = torch.isin(split.labels, torch.tensor(forget_classes, device=split.labels.device))
+
+def _fisher_ratios(model: nn.Module, codes: Split, forget_classes: list[int], floor: float) -> dict[str, torch.Tensor]:
+    """eta per parameter tensor: the forget codes' diagonal Fisher over the other codes'."""
+    gone = torch.isin(codes.labels, torch.tensor(forget_classes, device=codes.labels.device))
     with eval_mode(model):
-        f_forget = diagonal_fisher(model, Split(split.inputs[gone], split.labels[gone]))
-        f_retain = diagonal_fisher(model, Split(split.inputs[~gone], split.labels[~gone]))
-    etas = {name: fisher_ratio(f_forget[name], f_retain[name], fisher_floor) for name in f_forget}
-    alphas = step_sizes(etas, lambda1, lambda2)
+        f_forget = diagonal_fisher(model, Split(codes.inputs[gone], codes.labels[gone]))
+        f_retain = diagonal_fisher(model, Split(codes.inputs[~gone], codes.labels[~gone]))
+    return {name: fisher_ratio(f_forget[name], f_retain[name], floor) for name in f_forget}
 
+
+def _step_with_best_sign(
+    model: nn.Module,
+    codes: Split,
+    forget_classes: list[int],
+    etas: dict[str, torch.Tensor],
+    alphas: dict[str, float],
+) -> tuple[float, dict[float, tuple[float, float]]]:
+    """Tries w + alpha eta and w - alpha eta, keeps the one that scores
+    higher on the codes; returns the sign kept and both scores."""
     params = dict(model.named_parameters())
     original = {name: params[name].detach().clone() for name in etas}
 
@@ -119,16 +151,7 @@ def mnemonic(
     candidates = {}
     for sign in (1.0, -1.0):
         step(sign)
-        candidates[sign] = _code_scores(model, split, forget_classes)
+        candidates[sign] = _code_scores(model, codes, forget_classes)
     sign = max(candidates, key=lambda s: (candidates[s][0], candidates[s][1], s))
     step(sign)
-    largest = max(alphas[name] * float(eta.max()) for name, eta in etas.items())
-    return {
-        "lambda1": lambda1,
-        "lambda2": lambda2,
-        "fisher_floor": fisher_floor,
-        "sign": "+" if sign > 0 else "-",
-        "code_score_plus": candidates[1.0][0],
-        "code_score_minus": candidates[-1.0][0],
-        "largest_change": largest,
-    }
+    return sign, candidates
