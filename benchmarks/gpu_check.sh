@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On a GPU machine: build the package with its CUDA kernels, run the CUDA tests,
+# On a GPU machine: build the package with its CUDA kernels, run the CUDA test cases,
 # then the codec benchmark on the GPU, whose table is printed last.
 # CUDA_ARCHS (e.g. 90) narrows the architectures built; logs (and RESULTS.md)
 # go to "$OUT" when that variable is set, as they are written.
@@ -21,7 +21,8 @@ tail -n 40 "$LOGS/build.log"
 
 if [ "$status" -eq 0 ]; then
   echo "== tests"
-  python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_cuda_lcodec_ops.py 2>&1 | tee "$LOGS/test_cuda.log"
+  # The CUDA cases carry the `cuda` marker; -rs names any that were skipped, and why.
+  python3 -m pytest -q -rs -p no:cacheprovider -m cuda tests 2>&1 | tee "$LOGS/test_cuda.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   echo "== benchmark"
   python3 benchmarks/bench_codec.py --device cuda 2>&1 | tee "$LOGS/bench_codec.log"

@@ -1,43 +1,18 @@
-"""evaluate(): keys, distances, gradient norms, attacks and argument checks."""
+"""evaluate(): keys, distances, gradient norms, batchnorm and modes, argument
+checks and class requests (the attacks are in test_attacks.py)."""
 
 from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import pytest
 import torch
 
 import unlearn
-from unlearn import data, models, training
-from unlearn.evaluation import attacks
+from tests.evaluation.helpers import ATTACK_KEYS, BASE_KEYS, REFERENCE_KEYS
+from unlearn import models
 from unlearn._core import Split
-
-ATTACK_KEYS = {"mia_loss_logreg", "mia_entropy_logreg", "mia_confidence_svc"}
-BASE_KEYS = {"acc_retain", "acc_forget", "acc_test", "grad_residual", "grad_norm_forget"}
-REFERENCE_KEYS = {"js_divergence", "activation_distance", "param_distance"}
-
-
-@pytest.fixture(scope="module")
-def digits() -> data.Digits:
-    return data.digits()
-
-
-@pytest.fixture(scope="module")
-def request_splits(digits) -> dict[str, Split]:
-    """Forget the first 200 training samples, retain the rest."""
-    train = digits.train
-    return {
-        "forget": Split(train.inputs[:200], train.labels[:200]),
-        "retain": Split(train.inputs[200:], train.labels[200:]),
-        "test": digits.test,
-    }
-
-
-@pytest.fixture(scope="module")
-def mlp() -> torch.nn.Module:
-    return unlearn.train("mlp", epochs=5, cache=False)
 
 
 def test_every_key_is_present_and_sane(mlp, request_splits):
@@ -91,44 +66,6 @@ def test_modes_and_batchnorm_statistics_are_left_alone(request_splits):
     unlearn.evaluate(model, attacks=False, reference=copy.deepcopy(model), **request_splits)
     assert [m.training for m in model.modules()] == [m is not model[3] for m in model.modules()]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-
-
-def test_loss_attack_finds_training_samples(digits):
-    """A model that fitted the forget samples (and never saw the test set)
-    leaks membership; an untrained model does not (about 0.5)."""
-    train = digits.train
-    forget, retain = Split(train.inputs[:100], train.labels[:100]), Split(train.inputs[100:], train.labels[100:])
-    memorizer = models.build("mlp")
-    training.fit(memorizer, forget, epochs=60, lr=0.1, weight_decay=0.0, batch_size=64, seed=0)
-    trained = unlearn.evaluate(memorizer, forget=forget, retain=retain, test=digits.test)["mia_loss_logreg"]
-    torch.manual_seed(0)
-    untrained = unlearn.evaluate(models.build("mlp"), forget=forget, retain=retain, test=digits.test)["mia_loss_logreg"]
-    assert abs(untrained - 0.5) < 0.15
-    assert trained > 0.62 and trained > untrained + 0.1
-
-
-def test_attacks_are_seeded(mlp, request_splits):
-    first = unlearn.evaluate(mlp, seed=3, **request_splits)
-    assert unlearn.evaluate(mlp, seed=3, **request_splits) == first
-
-
-def test_attacks_are_skipped_with_a_warning_without_scikit_learn(mlp, request_splits, monkeypatch):
-    monkeypatch.setattr(attacks, "sklearn_missing", lambda: True)
-    with pytest.warns(UserWarning, match="scikit-learn is not installed"):
-        scores = unlearn.evaluate(mlp, **request_splits)
-    assert set(scores) == BASE_KEYS
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        unlearn.evaluate(mlp, attacks=False, **request_splits)
-
-
-def test_a_single_forget_sample_gives_nan_loss_attack(mlp, request_splits):
-    one = request_splits["forget"]
-    with pytest.warns(UserWarning, match="at least 2"):
-        scores = unlearn.evaluate(
-            mlp, forget=(one.inputs[:1], one.labels[:1]), retain=request_splits["retain"], test=request_splits["test"]
-        )
-    assert math.isnan(scores["mia_loss_logreg"])
 
 
 def test_bad_inputs_name_the_argument(mlp, request_splits):

@@ -14,7 +14,7 @@ import unlearn
 from unlearn.methods import available, describe, register
 from unlearn.methods.registry import REQUEST_ARGUMENTS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")

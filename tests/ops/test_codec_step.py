@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import unlearn  # noqa: F401  (registers torch.ops.unlearn)
+from tests.ops.helpers import draw_seed
 from unlearn.ops import reference
 from unlearn.ops.ranks import max_ranks
 
@@ -36,7 +37,7 @@ def _data(gen, n, p, dtype, integer):
 def test_matches_twin(gen, dtype, integer, picked, rows):
     y, f = _data(gen, 70, 8, dtype, integer)
     selected, candidates = f[:, :picked], f[:, picked:]
-    seed = int(torch.randint(0, 2**31, (1,), generator=gen))
+    seed = draw_seed(gen)
     want = reference.codec_step(y, candidates, selected, *rows, seed)
     for cache in (None, _block_cache(selected, range(*rows))):
         got = op(y, candidates, selected, *rows, seed, cache)
@@ -75,7 +76,10 @@ STEP_CASES = {
     "selected 1-d": ((Y, F, F[:, 0], 0, 20, 0, None), "selected must be a 2-D tensor"),
     "selected rows": ((Y, F, F[:10, :1], 0, 20, 0, None), "selected has 10 rows"),
     "selected dtype": ((Y, F, F[:, :1].float(), 0, 20, 0, None), "selected is (torch.float32|Float) but candidates"),
-    "nan selected": ((Y, F, torch.full((20, 1), float("nan"), dtype=torch.float64), 0, 20, 0, None), "selected contains NaN"),
+    "nan selected": (
+        (Y, F, torch.full((20, 1), float("nan"), dtype=torch.float64), 0, 20, 0, None),
+        "selected contains NaN",
+    ),
     "cache shape": ((Y, F, F[:, :1], 0, 10, 0, torch.zeros(9, 20, dtype=torch.float64)), "cache must hold the rows"),
     "cache dtype": ((Y, F, F[:, :1], 0, 10, 0, torch.zeros(10, 20)), "cache must have the dtype"),
     "constant y": ((torch.zeros(20, dtype=torch.float64), F, F[:, :1], 0, 20, 0, None), "y is constant"),

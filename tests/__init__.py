@@ -1,0 +1,1 @@
+"""Tests of torch-unlearn, in folders named for the unit they test."""

@@ -1,0 +1,1 @@
+"""Tests of the unlearning methods: one file per method module."""

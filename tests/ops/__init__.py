@@ -1,0 +1,1 @@
+"""Tests of the ops in torch.ops.unlearn: one file per op."""

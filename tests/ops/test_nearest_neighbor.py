@@ -1,0 +1,118 @@
+"""torch.ops.unlearn.nearest_neighbor against its twin, scipy, and known ties;
+bad input; and on every device against the CPU kernel and the twin."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from tests.devices import on_devices
+from tests.ops.helpers import DTYPES, draw_seed, integer_points, with_nan
+from unlearn.ops import reference
+
+op = torch.ops.unlearn.nearest_neighbor
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n, d", [(2, 1), (7, 3), (300, 1), (1000, 3), (1000, 8), (500, 20), (200, 300)])
+def test_matches_twin_on_random_points(gen, dtype, n, d):
+    x = torch.randn(n, d, generator=gen, dtype=dtype)
+    seed = draw_seed(gen)
+    assert torch.equal(op(x, seed), reference.nearest_neighbor(x, seed))
+
+
+@pytest.mark.parametrize("n, d", [(2000, 2), (600, 12)])
+def test_matches_twin_on_tied_integer_points(gen, n, d):
+    x = torch.randint(0, 4, (n, d), generator=gen).double()
+    for seed in (0, 1, 12345):
+        assert torch.equal(op(x, seed), reference.nearest_neighbor(x, seed))
+
+
+def test_matches_kdtree_at_large_n(gen):
+    x = torch.rand(100_000, 3, generator=gen, dtype=torch.float64)
+    _, idx = cKDTree(x.numpy()).query(x.numpy(), k=2)
+    ours = op(x, 0)
+    assert (ours != torch.arange(len(x))).all()
+    assert torch.equal(ours, torch.from_numpy(idx[:, 1]))
+
+
+def test_never_returns_self_and_is_nearest(gen):
+    x = torch.randn(400, 5, generator=gen, dtype=torch.float64)
+    nn = op(x, 3)
+    dist = torch.cdist(x, x).fill_diagonal_(float("inf"))
+    assert (nn != torch.arange(400)).all()
+    torch.testing.assert_close(dist[torch.arange(400), nn], dist.min(dim=1).values)
+
+
+def test_duplicates_pick_a_copy_at_random_by_seed():
+    base = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
+    x = base.repeat_interleave(4, dim=0)  # 3 groups of 4 identical rows, n < tree threshold
+    x_big = torch.cat([x, 100 + torch.arange(400, dtype=torch.float64)[:, None].expand(400, 2)])  # tree path
+    for points in (x, x_big):
+        first = op(points, 0)
+        assert ((first[:12] // 4) == torch.arange(12) // 4).all()  # a copy of itself
+        assert torch.equal(first, op(points, 0))
+        picks = torch.stack([op(points, s)[0] for s in range(300)])
+        counts = torch.bincount(picks, minlength=4)[1:4]
+        assert counts.min() > 60, counts  # uniform over the 3 other copies
+
+
+@on_devices
+def test_opcheck(device):
+    x = torch.randn(50, 3, dtype=torch.float64, device=device)
+    torch.library.opcheck(op, (x, 7))
+
+
+@pytest.mark.parametrize("impl", ["op", "twin"])
+def test_errors(impl):
+    fn = op if impl == "op" else reference.nearest_neighbor
+    bad_inputs = (
+        torch.randn(1, 3),
+        torch.randn(5),
+        torch.randint(0, 3, (5, 2)),
+        with_nan(torch.randn(5, 2)),
+        torch.randn(5, 0),
+    )
+    for bad in bad_inputs:
+        with pytest.raises(ValueError, match=r"\bx\b"):
+            fn(bad, 0)
+
+
+# On every device, against the CPU kernel and the twin ----------------------------------------
+
+# n around the kernel's tile of 32 points, d around its 32-column chunk.
+SHAPES = [(2, 1), (3, 2), (31, 4), (33, 1), (129, 3), (300, 5), (257, 33), (150, 1000)]
+
+
+@on_devices
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, d", SHAPES)
+def test_identical_on_integer_points(gen, device, dtype, n, d):
+    x = integer_points(gen, n, d, dtype)
+    seed = draw_seed(gen)
+    out = op(x.to(device), seed)
+    assert out.device.type == device and out.dtype == torch.int64
+    assert torch.equal(out.cpu(), op(x, seed))
+    assert torch.equal(out.cpu(), reference.nearest_neighbor(x, seed))
+
+
+@on_devices
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, d", SHAPES + [(2000, 3)])
+def test_agrees_on_random_points(gen, device, dtype, n, d):
+    x = torch.randn(n, d, generator=gen, dtype=dtype)
+    out = op(x.to(device), 11).cpu()
+    assert (out != torch.arange(n)).all()
+    for other in (op(x, 11), reference.nearest_neighbor(x, 11)):
+        assert (out == other).double().mean() >= 0.999
+
+
+@on_devices
+def test_duplicates_and_seeds(device):
+    base = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
+    x = base.repeat_interleave(4, dim=0)
+    for seed in range(20):
+        out = op(x.to(device), seed).cpu()
+        assert ((out // 4) == torch.arange(12) // 4).all()
+        assert torch.equal(out, op(x, seed))
