@@ -12,24 +12,14 @@ from unlearn import cli
 from unlearn.cli import main
 
 
-def test_run_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
+def _main_writing(tmp_path, command: str):
+    """Runs the command, quiet, with --json and --plot into tmp_path: (exit code, json path, plot path)."""
     out, plot = tmp_path / "out.json", tmp_path / "out.png"
-    code = main(
-        [
-            "run",
-            "--method",
-            "lcodec",
-            "--model",
-            "mlp",
-            "--forget-samples",
-            "3",
-            "--quiet",
-            "--json",
-            str(out),
-            "--plot",
-            str(plot),
-        ]
-    )
+    return main([*command.split(), "--quiet", "--json", str(out), "--plot", str(plot)]), out, plot
+
+
+def test_run_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
+    code, out, plot = _main_writing(tmp_path, "run --method lcodec --model mlp --forget-samples 3")
     assert code == 0
     text = capsys.readouterr().out
     assert "original" in text and "unlearned" in text and "retrained" in text and "test accuracy" in text
@@ -58,23 +48,7 @@ def test_bad_requests_exit_2_with_one_line(argv, message, capsys):
 
 
 def test_compare_runs_the_requested_methods_side_by_side(tmp_path, capsys):
-    out, plot = tmp_path / "out.json", tmp_path / "out.png"
-    code = main(
-        [
-            "compare",
-            "--methods",
-            "svd_projection,ssd",
-            "--model",
-            "mlp",
-            "--forget-class",
-            "3",
-            "--quiet",
-            "--json",
-            str(out),
-            "--plot",
-            str(plot),
-        ]
-    )
+    code, out, plot = _main_writing(tmp_path, "compare --methods svd_projection,ssd --model mlp --forget-class 3")
     assert code == 0
     text = capsys.readouterr().out
     assert "svd_projection" in text and "ssd" in text and "test forgot" in text
