@@ -1,18 +1,25 @@
-"""The unlearn command: a real run on the digits, and one-line errors with exit code 2."""
+"""The unlearn command: a real run on the digits, one-line errors with exit code 2
+for usage errors and ValueErrors, and tracebacks for anything else."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
+from unlearn import cli
 from unlearn.cli import main
 
 
-def test_run_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
+def _main_writing(tmp_path, command: str):
+    """Runs the command, quiet, with --json and --plot into tmp_path: (exit code, json path, plot path)."""
     out, plot = tmp_path / "out.json", tmp_path / "out.png"
-    code = main(["run", "--method", "lcodec", "--model", "mlp", "--forget-samples", "3", "--quiet",
-                 "--json", str(out), "--plot", str(plot)])
+    return main([*command.split(), "--quiet", "--json", str(out), "--plot", str(plot)]), out, plot
+
+
+def test_run_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
+    code, out, plot = _main_writing(tmp_path, "run --method lcodec --model mlp --forget-samples 3")
     assert code == 0
     text = capsys.readouterr().out
     assert "original" in text and "unlearned" in text and "retrained" in text and "test accuracy" in text
@@ -31,6 +38,7 @@ def test_run_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
         (["run", "--forget-indices", "a,b"], "comma-separated integers"),
         (["run", "--forget-class", "12"], "--forget-class must be in 0..9"),
         (["run", "--forget-samples", "0"], "--forget-samples must be in"),
+        (["run", "--method", "ssd", "--noise", "--model", "mlp"], "ssd has no option 'noise'"),
     ],
 )
 def test_bad_requests_exit_2_with_one_line(argv, message, capsys):
@@ -40,9 +48,7 @@ def test_bad_requests_exit_2_with_one_line(argv, message, capsys):
 
 
 def test_compare_runs_the_requested_methods_side_by_side(tmp_path, capsys):
-    out, plot = tmp_path / "out.json", tmp_path / "out.png"
-    code = main(["compare", "--methods", "svd_projection,ssd", "--model", "mlp", "--forget-class", "3", "--quiet",
-                 "--json", str(out), "--plot", str(plot)])
+    code, out, plot = _main_writing(tmp_path, "compare --methods svd_projection,ssd --model mlp --forget-class 3")
     assert code == 0
     text = capsys.readouterr().out
     assert "svd_projection" in text and "ssd" in text and "test forgot" in text
@@ -64,3 +70,33 @@ def test_compare_rejects_methods_that_do_not_fit_the_request(argv, message, caps
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def _raise(error):
+    def fail(*args, **kwargs):
+        raise error
+
+    return fail
+
+
+def test_a_type_error_from_inside_is_a_bug_with_its_traceback_not_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "compare_digits", _raise(TypeError("a bug")))
+    with pytest.raises(TypeError, match="a bug"):
+        main(["compare", "--methods", "ssd", "--forget-class", "3", "--quiet"])
+    assert "error" not in capsys.readouterr().err
+
+
+def test_a_missing_matplotlib_is_a_usage_error_before_the_run(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    monkeypatch.setattr(cli, "compare_digits", _raise(AssertionError("ran before the plot was refused")))
+    assert main(["compare", "--forget-class", "3", "--quiet", "--plot", "out.png"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--plot needs matplotlib" in err and len(err.splitlines()) == 1
+
+
+def test_compare_says_which_methods_it_skipped_and_why(monkeypatch, capsys):
+    row = {key: 0.5 for key, _, _ in cli.COMPARE_COLUMNS}
+    out = {"metrics": {"original": row, "retrain": row}, "reports": {}, "skipped": {"mnemonic": "needs codes"}}
+    monkeypatch.setattr(cli, "compare_digits", lambda *args, **kwargs: out)
+    assert main(["compare", "--forget-class", "3", "--quiet"]) == 0
+    assert "skipped mnemonic: needs codes" in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """torch-unlearn: make a trained PyTorch model forget data.
 
 `forget()` runs an unlearning method by name on a model and its data
-(`Split` or DataLoaders) and `evaluate()` scores the result. The native ops
+(`Split` or DataLoaders), `evaluate()` scores the result and `compare()`
+runs several methods on one request next to retraining. The native ops
 live in torch.ops.unlearn, one typed function each in `unlearn.ops`;
 `backend()` says which implementation serves each device. `data` and
 `models` hold the embedded default (scikit-learn's digits, small
@@ -10,13 +11,13 @@ one trained with `MnemonicCodes`).
 """
 
 from . import data, models, ops
-
-from .ops import backend, compiled
+from ._core import ForgetResult, Split
+from .compare import compare
 from .data import digits
 from .evaluation import evaluate
-from ._core import ForgetResult, Split
 from .methods import forget
 from .mnemonic_codes import MnemonicCodes
+from .ops import backend, compiled
 from .stats import FociResult, codec, foci, standardize_columns
 from .training import train, train_mnemonic
 
@@ -29,6 +30,7 @@ __all__ = [
     "Split",
     "backend",
     "codec",
+    "compare",
     "compiled",
     "data",
     "digits",

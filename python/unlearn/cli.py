@@ -5,7 +5,8 @@
     unlearn compare --methods all --forget-class 3      every applicable method side by side
     unlearn foci                                        FOCI on the digits pixels
 
-Bad requests get a one-line error and exit code 2.
+Bad requests (the command's usage errors and the library's ValueErrors) get
+a one-line error and exit code 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-import torch
-
-from . import compare as compare_module
 from . import data as data_module
 from . import demo, models
-from .methods import available, forget
+from .compare import Request, compare_digits, digits_request, run_digits
+from .methods import available
 
 ROWS = [
     ("acc_retain", "retain accuracy"),
@@ -45,17 +44,35 @@ class UsageError(Exception):
     """A request the command cannot serve; printed as one line, exit code 2."""
 
 
-def _request(args: argparse.Namespace, digits: data_module.Digits) -> compare_module.Request:
+# The request's parameters as the command spells them, for the library's messages.
+FLAGS = {"forget_samples": "--forget-samples", "forget_indices": "--forget-indices", "forget_class": "--forget-class"}
+
+
+def _digits() -> data_module.Digits:
+    try:
+        return data_module.digits()
+    except ImportError as error:
+        raise UsageError(str(error)) from error
+
+
+def _request(args: argparse.Namespace) -> Request:
     indices = None
     if args.forget_indices is not None:
         try:
             indices = [int(i) for i in args.forget_indices.split(",") if i.strip()]
-        except ValueError:
-            raise UsageError(f"--forget-indices must be comma-separated integers, got {args.forget_indices!r}")
+        except ValueError as error:
+            raise UsageError(
+                f"--forget-indices must be comma-separated integers, got {args.forget_indices!r}"
+            ) from error
     samples = args.forget_samples if indices is None and args.forget_class is None else None
-    return compare_module.digits_request(
-        digits, forget_samples=samples, forget_indices=indices, forget_class=args.forget_class, seed=args.seed
-    )
+    try:
+        return digits_request(
+            _digits(), forget_samples=samples, forget_indices=indices, forget_class=args.forget_class, seed=args.seed
+        )
+    except ValueError as error:
+        message = str(error)
+        name = next((name for name in FLAGS if message.startswith(name)), None)
+        raise UsageError(FLAGS[name] + message[len(name) :] if name else message) from error
 
 
 def _table(columns: dict[str, dict[str, float]]) -> str:
@@ -113,8 +130,8 @@ def _pyplot():
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'torch-unlearn[plot]'")
+    except ImportError as error:
+        raise UsageError("--plot needs matplotlib: pip install 'torch-unlearn[plot]'") from error
     return plt
 
 
@@ -167,50 +184,31 @@ def _plot(columns: dict[str, dict[str, float]], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+def _request_fields(request: Request) -> dict[str, Any]:
+    return {"forget_indices": request.indices.tolist(), "forget_classes": request.forget_classes}
 
-    digits = data_module.digits()
-    request = _request(args, digits)
-    compare_module.resolve_methods([args.method], request.kind)
-    stages = tqdm(total=5, desc="train or load model", disable=args.quiet)
-    model, options = compare_module.prepare(args.method, args.model, args.seed)
-    # torch loads parts of itself on the first torch.func call: pay that before timing.
-    torch.func.grad(lambda w: (w * w).sum())(torch.ones(1))
-    stages.update()
-    if args.noise:
-        options["noise"] = True
-    stages.set_description(f"unlearn ({args.method})")
-    result = forget(
-        model, args.method, forget=request.forget, retain=request.retain, forget_classes=request.forget_classes,
-        seed=args.seed, **options,
-    )
-    stages.update()
-    stages.set_description("retrain (reference)")
-    reference = forget(model, "retrain", forget=request.forget, retain=request.retain, seed=args.seed)
-    stages.update()
-    columns = {}
-    for name, m in (("original", model), ("unlearned", result.model), ("retrained", reference.model)):
-        stages.set_description(f"evaluate {name}")
-        columns[name] = compare_module.score(m, request, digits.test, reference.model, args.seed)
-        if name == "original":
-            stages.update()
-    stages.update()
-    stages.close()
-    columns["unlearned"]["seconds"] = result.seconds
-    columns["retrained"]["seconds"] = reference.seconds
-    columns["unlearned"]["speedup"] = reference.seconds / result.seconds
-    report = {k: v for k, v in result.report.items() if k != "per_sample_columns"}
-    return {"method": args.method, "model": args.model, "forget_indices": request.indices.tolist(),
-            "forget_classes": request.forget_classes, "metrics": columns, "report": report}
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """One method on the digits request, with its original and retrained models."""
+    request = _request(args)
+    noise = {"noise": True} if args.noise else {}
+    out = run_digits(args.method, request, arch=args.model, seed=args.seed, options=noise, progress=not args.quiet)
+    metrics = out["metrics"]
+    columns = {"original": metrics["original"], "unlearned": metrics[args.method], "retrained": metrics["retrain"]}
+    return {
+        "method": args.method,
+        "model": args.model,
+        **_request_fields(request),
+        "metrics": columns,
+        "report": out["reports"][args.method],
+    }
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
-    digits = data_module.digits()
-    request = _request(args, digits)
-    out = compare_module.compare(args.methods, request, arch=args.model, seed=args.seed, progress=not args.quiet)
-    return {"methods": args.methods, "model": args.model, "forget_indices": request.indices.tolist(),
-            "forget_classes": request.forget_classes, **out}
+    """The methods side by side on the digits request."""
+    request = _request(args)
+    out = compare_digits(args.methods, request, arch=args.model, seed=args.seed, progress=not args.quiet)
+    return {"methods": args.methods, "model": args.model, **_request_fields(request), **out}
 
 
 def _add_request_options(p: argparse.ArgumentParser) -> None:
@@ -245,31 +243,50 @@ def _describe(out: dict[str, Any]) -> str:
     return f"forgetting {len(out['forget_indices'])} training samples"
 
 
+def _kind(out: dict[str, Any]) -> str:
+    return "class" if out["forget_classes"] is not None else "instance"
+
+
+def _print_run(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    print(f"\n{args.method} on digits ({args.model}), {_describe(out)}")
+    print(_table(out["metrics"]))
+
+
+def _print_compare(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    print(f"\nmethods on digits ({args.model}), {_describe(out)}")
+    print(_compare_table(out["metrics"], _kind(out)))
+    for name, reason in out["skipped"].items():
+        print(f"skipped {name}: {reason}")
+
+
+# command -> (what it computes, how it prints, how it plots)
+COMMANDS: dict[str, tuple[Callable, Callable, Callable]] = {
+    "run": (run, _print_run, lambda out, path: _plot(out["metrics"], path)),
+    "compare": (compare, _print_compare, lambda out, path: _compare_plot(out["metrics"], _kind(out), path)),
+}
+
+
+def _command(args: argparse.Namespace) -> None:
+    if args.command == "foci":
+        demo.main()
+        return
+    if args.plot:
+        _pyplot()  # a missing matplotlib is a usage error before the run, not after it
+    compute, show, plot = COMMANDS[args.command]
+    out = compute(args)
+    show(args, out)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2, default=str)
+    if args.plot:
+        plot(out, args.plot)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
-        if args.command == "foci":
-            demo.main()
-            return 0
-        if args.command == "run":
-            out = run(args)
-            print(f"\n{args.method} on digits ({args.model}), {_describe(out)}")
-            print(_table(out["metrics"]))
-        else:
-            out = compare(args)
-            kind = "class" if out["forget_classes"] is not None else "instance"
-            print(f"\nmethods on digits ({args.model}), {_describe(out)}")
-            print(_compare_table(out["metrics"], kind))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(out, f, indent=2, default=str)
-        if args.plot:
-            if args.command == "run":
-                _plot(out["metrics"], args.plot)
-            else:
-                _compare_plot(out["metrics"], kind, args.plot)
-    except (UsageError, ValueError, TypeError, ImportError) as error:
+        _command(args)
+    except (UsageError, ValueError) as error:
         print(f"unlearn: error: {error}", file=sys.stderr)
         return 2
     return 0
