@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from common import command, machine, median_seconds, table, write_section
 
 import unlearn
-from unlearn.compare import compare, digits_request
+from unlearn.compare import compare_digits, digits_request
 from unlearn.curvature import diagonal_fisher
 from unlearn import Split
 from unlearn.methods.l2ul import targeted_pgd
@@ -29,7 +29,7 @@ def comparison_rows(quick: bool) -> list[list[str]]:
     runs = [("cnn", "svd_projection,mnemonic,ssd,fisher" if quick else "all"), ("vgg", "svd_projection")]
     rows = []
     for arch, methods in runs:
-        metrics = compare(methods, request, arch=arch, progress=False)["metrics"]
+        metrics = compare_digits(methods, request, arch=arch)["metrics"]
         base = metrics["retrain"]["seconds"]
         rows += [[f"`{name}` (class 3, {arch})", f"{base:.2f}", f"{m['seconds']:.3f}", f"{base / m['seconds']:.1f}x",
                   f"forget-class test acc {m['acc_test_forget']:.2f}, other classes {m['acc_test_retain']:.3f}"]
