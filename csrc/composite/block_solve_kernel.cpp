@@ -14,7 +14,7 @@
 #include <map>
 #include <tuple>
 
-#include "ops/checks.h"
+#include "ops/block_solve.h"
 
 namespace unlearn {
 namespace {

@@ -3,7 +3,7 @@
 
 #include "common/codec_stat.h"
 #include "cpu/neighbors.h"
-#include "ops/checks.h"
+#include "ops/codec.h"
 
 namespace unlearn {
 namespace {

@@ -9,7 +9,7 @@
 #include "common/ranks.h"
 #include "common/tie_key.h"
 #include "cpu/codec_rows.h"
-#include "ops/checks.h"
+#include "ops/codec_select.h"
 
 namespace unlearn {
 namespace {

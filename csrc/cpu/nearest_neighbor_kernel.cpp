@@ -2,7 +2,7 @@
 #include <torch/library.h>
 
 #include "cpu/neighbors.h"
-#include "ops/checks.h"
+#include "ops/nearest_neighbor.h"
 
 namespace unlearn {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "common/codec_stat.h"
 #include "cuda/nearest_neighbor.cuh"
-#include "ops/checks.h"
+#include "ops/codec.h"
 
 namespace unlearn::cuda {
 namespace {

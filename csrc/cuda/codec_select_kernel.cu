@@ -36,7 +36,7 @@
 
 #include "common/ranks.h"
 #include "common/tie_key.h"
-#include "ops/checks.h"
+#include "ops/codec_select.h"
 
 namespace unlearn::cuda {
 namespace {

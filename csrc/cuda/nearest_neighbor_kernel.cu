@@ -14,7 +14,7 @@
 
 #include "common/tie_key.h"
 #include "cuda/nearest_neighbor.cuh"
-#include "ops/checks.h"
+#include "ops/nearest_neighbor.h"
 
 namespace unlearn::cuda {
 namespace {

@@ -6,7 +6,7 @@
 #include <torch/library.h>
 
 #include "common/counter_rng.h"
-#include "ops/checks.h"
+#include "ops/perturb.h"
 
 namespace unlearn::cuda {
 namespace {
