@@ -7,6 +7,7 @@
 // function is written in python/unlearn/reference/tie_key.py.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 #if defined(__CUDACC__)
 #define UNLEARN_HD __host__ __device__ __forceinline__
@@ -55,5 +56,11 @@ struct Nearest {
     }
   }
 };
+
+// The running best before any candidate: every candidate beats it.
+template <typename scalar_t>
+UNLEARN_HD Nearest<scalar_t> no_neighbor() {
+  return {std::numeric_limits<scalar_t>::infinity(), std::numeric_limits<uint32_t>::max(), -1};
+}
 
 }  // namespace unlearn

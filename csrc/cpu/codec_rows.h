@@ -31,11 +31,6 @@ namespace unlearn::cpu {
 inline constexpr int64_t kProbe = 64;        // points probed for the first tier bound
 inline constexpr int64_t kTierTarget = 48;   // points wanted in the first tier
 
-template <typename T>
-Nearest<T> no_neighbor() {
-  return {std::numeric_limits<T>::infinity(), std::numeric_limits<uint32_t>::max(), -1};
-}
-
 // Step 1: for every column, the sum over rows i in [row_begin, row_end) of
 // min(R_i, R_M(i)) with M the 1-D neighbour.
 template <typename T>

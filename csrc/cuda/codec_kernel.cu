@@ -15,13 +15,7 @@ at::Tensor codec_cuda(const at::Tensor& y, const at::Tensor& z, const std::optio
                       int64_t seed) {
   check_codec(y, z, x);
   const c10::cuda::CUDAGuard guard(z.device());
-  const Ranks ranks = max_ranks(y);
-  // Joint space (x, z): x's columns first, the order the distances are summed in.
-  const auto joint = x.has_value() ? at::cat({*x, z}, 1) : z;
-  const auto m = nearest_neighbors(joint, seed);
-  std::optional<at::Tensor> nx;
-  if (x.has_value()) nx = nearest_neighbors(*x, seed);
-  return codec_from_neighbors(ranks, m, nx, z.scalar_type());
+  return codec_with(y, z, x, seed, [](const at::Tensor& points, int64_t s) { return nearest_neighbors(points, s); });
 }
 
 }  // namespace

@@ -212,7 +212,7 @@ __global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* _
       const int64_t* ord = order + j * n;
       const int64_t i = ord[t];
       const T vi = v[t];
-      Nearest<T> best{std::numeric_limits<T>::infinity(), 0xffffffffu, -1};
+      Nearest<T> best = no_neighbor<T>();
       int64_t lo = t, hi = t + 1;
       while (lo > 0 && v[lo - 1] == vi) --lo;
       while (hi < n && v[hi] == vi) ++hi;

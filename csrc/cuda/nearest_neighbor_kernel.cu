@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kRows)
   const int64_t i = row0 + t;
   const bool one_chunk = d <= kCols;  // then the query chunk is loaded once
 
-  Nearest<T> best{std::numeric_limits<T>::infinity(), 0xffffffffu, -1};
+  Nearest<T> best = no_neighbor<T>();
   for (int64_t k0 = 0; k0 < n; k0 += kTile) {
     T acc[kTile];
 #pragma unroll

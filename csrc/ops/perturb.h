@@ -1,6 +1,9 @@
-// Argument check of perturb, shared by its CPU and CUDA kernels.
+// What the CPU and CUDA kernels of perturb share: the argument check and the
+// output's allocation.
 #pragma once
 #include <ATen/ATen.h>
+
+#include <vector>
 
 #include "ops/checks.h"
 
@@ -11,6 +14,13 @@ inline void check_perturb(const at::Tensor& x, int64_t copies, double sigma) {
   check_float("perturb", "x", x);
   TORCH_CHECK_VALUE(copies >= 1, "perturb: copies must be >= 1, got ", copies);
   check_finite_nonnegative("perturb", "sigma", sigma);
+}
+
+// An uninitialised (copies, *src.shape) tensor like src.
+inline at::Tensor empty_copies(const at::Tensor& src, int64_t copies) {
+  std::vector<int64_t> shape{copies};
+  shape.insert(shape.end(), src.sizes().begin(), src.sizes().end());
+  return at::empty(shape, src.options());
 }
 
 }  // namespace unlearn
