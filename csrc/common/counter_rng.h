@@ -1,6 +1,6 @@
 // Counter-based standard normal noise: element k of a call with seed s is a
 // pure function of (s, k), so every backend and every thread layout draws the
-// same value. Written again in python/unlearn/reference/counter_rng.py.
+// same value. Written again in python/unlearn/ops/reference/counter_rng.py.
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -4,7 +4,7 @@
 // one with the smaller key(seed, i, .) wins (then the smaller index). The key is
 // a hash, so every backend and every traversal order picks the same neighbour,
 // and over seeds the choice is uniform among the tied candidates. The same
-// function is written in python/unlearn/reference/tie_key.py.
+// function is written in python/unlearn/ops/reference/tie_key.py.
 #pragma once
 #include <cstdint>
 #include <limits>

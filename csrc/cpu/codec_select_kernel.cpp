@@ -1,4 +1,4 @@
-// FOCI forward selection with the CODEC coefficient, fused (DESIGN.md 2.2),
+// codec_select (FOCI forward selection with the CODEC coefficient) on the CPU,
 // on the row scans of cpu/codec_rows.h.
 #include <ATen/ATen.h>
 #include <torch/library.h>

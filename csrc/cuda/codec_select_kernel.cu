@@ -1,4 +1,4 @@
-// codec_select (FOCI forward selection) on CUDA, fused (DESIGN.md 2.2).
+// codec_select (FOCI forward selection with the CODEC coefficient) on CUDA.
 //
 // Step 1 sorts every column (at::sort) and finds each point's 1-D neighbour
 // next to it in sorted order (`first_step_kernel`): O(p n log n), with the
