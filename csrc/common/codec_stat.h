@@ -12,8 +12,7 @@ namespace unlearn {
 // T(y, z | x) from the neighbours M (joint space) and N (x space), or T(y, z)
 // when N is absent. Sums are exact int64; the ratio is taken in float64 and
 // returned as a 0-d tensor of `dtype`. A conditional denominator of 0 gives 1.
-inline at::Tensor codec_from_neighbors(const Ranks& r, const at::Tensor& m,
-                                       const std::optional<at::Tensor>& nx,
+inline at::Tensor codec_from_neighbors(const Ranks& r, const at::Tensor& m, const std::optional<at::Tensor>& nx,
                                        at::ScalarType dtype) {
   const auto& R = r.up;
   const auto r_m = at::minimum(R, R.index_select(0, m));

@@ -10,10 +10,10 @@
 namespace unlearn {
 namespace {
 
-at::Tensor codec_cpu(const at::Tensor& y, const at::Tensor& z, const std::optional<at::Tensor>& x,
-                     int64_t seed) {
+at::Tensor codec_cpu(const at::Tensor& y, const at::Tensor& z, const std::optional<at::Tensor>& x, int64_t seed) {
   check_codec(y, z, x);
-  return codec_with(y, z, x, seed, [](const at::Tensor& points, int64_t s) { return cpu::nearest_neighbors(points, s); });
+  return codec_with(y, z, x, seed,
+                    [](const at::Tensor& points, int64_t s) { return cpu::nearest_neighbors(points, s); });
 }
 
 }  // namespace

@@ -14,7 +14,7 @@ namespace unlearn::cpu {
 namespace {
 
 constexpr int64_t kLeafSize = 16;
-constexpr int64_t kMaxTreeDim = 8;    // above this, a tree prunes too little
+constexpr int64_t kMaxTreeDim = 8;  // above this, a tree prunes too little
 constexpr int64_t kMinTreePoints = 256;
 
 template <typename T>

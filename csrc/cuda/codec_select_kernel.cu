@@ -26,8 +26,8 @@
 // tie; such k are skipped (the CPU kernel's pruning), which makes the later
 // steps far cheaper than p n^2 distance updates.
 #include <ATen/ATen.h>
-#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -57,8 +57,7 @@ enum class Dist { kCache, kRecompute };
 // Offers k at distance v == bd to the running best (bd, bi) of row i: the
 // Nearest<T>::offer rule, with the best's key recomputed from its index.
 template <typename T>
-__device__ __forceinline__ void offer_tie(T& bd, int& bi, T v, uint32_t state, int64_t i,
-                                          int64_t k) {
+__device__ __forceinline__ void offer_tie(T& bd, int& bi, T v, uint32_t state, int64_t i, int64_t k) {
   Nearest<T> best{bd, bi < 0 ? 0xffffffffu : tie_key(state, i, bi), bi};
   best.offer(v, state, i, k);
   bd = best.dist;
@@ -71,8 +70,8 @@ __device__ __forceinline__ void offer_tie(T& bd, int& bi, T v, uint32_t state, i
 template <typename T, Dist kMode>
 __global__ void __launch_bounds__(kWarps * 32)
     step_kernel(const T* __restrict__ feat, int64_t n, int64_t P, const T* __restrict__ cache,
-                const T* __restrict__ picked, int nsel, const int64_t* __restrict__ R,
-                uint32_t state, unsigned long long* __restrict__ num) {
+                const T* __restrict__ picked, int nsel, const int64_t* __restrict__ R, uint32_t state,
+                unsigned long long* __restrict__ num) {
   constexpr int RI = kRowsPerWarp;
   constexpr int RJ = cols_per_lane<T>();
   __shared__ __align__(16) T dtile[kWarps][32][RI];  // D_S(row r, k0 + kk), read as broadcasts
@@ -191,8 +190,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     long long s = 0;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) s += partial[w][t];
-    atomicAdd(num + static_cast<int64_t>(blockIdx.x) * (32 * RJ) + t,
-              static_cast<unsigned long long>(s));
+    atomicAdd(num + static_cast<int64_t>(blockIdx.x) * (32 * RJ) + t, static_cast<unsigned long long>(s));
   }
 }
 
@@ -201,9 +199,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 // distance 0, then walks outwards group by group while the squared gap can
 // still tie (the CPU kernel's walk), and adds min(R_i, R_M(i)) to num[j].
 template <typename T>
-__global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* __restrict__ order,
-                                  int64_t n, int64_t p, const int64_t* __restrict__ R,
-                                  uint32_t state, unsigned long long* __restrict__ num) {
+__global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* __restrict__ order, int64_t n, int64_t p,
+                                  const int64_t* __restrict__ R, uint32_t state, unsigned long long* __restrict__ num) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   for (int64_t j = blockIdx.y; j < p; j += gridDim.y) {
     unsigned long long value = 0;
@@ -244,8 +241,7 @@ __global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* _
 // One block: out = {argmax of num over the unselected j < p (lowest index on
 // ties), its num, num[p] = sum_i min(R_i, R_N(i))}.
 __global__ void __launch_bounds__(kPickThreads)
-    pick_kernel(const int64_t* __restrict__ num, const bool* __restrict__ taken, int64_t p,
-                int64_t* __restrict__ out) {
+    pick_kernel(const int64_t* __restrict__ num, const bool* __restrict__ taken, int64_t p, int64_t* __restrict__ out) {
   __shared__ int64_t best_num[kPickThreads];
   __shared__ int64_t best_j[kPickThreads];
   int64_t bn = -1, bj = -1;
@@ -294,8 +290,8 @@ __global__ void add_column_kernel(T* __restrict__ cache, const T* __restrict__ c
 // Row blocks of step_kernel's grid (its y dimension, at most 65535).
 int64_t step_row_blocks(int64_t n) {
   const int64_t row_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
-  TORCH_CHECK(row_blocks <= 65535, "codec_select: CUDA kernel supports at most ",
-              65535 * kRowsPerBlock, " rows, got ", n);
+  TORCH_CHECK(row_blocks <= 65535, "codec_select: CUDA kernel supports at most ", 65535 * kRowsPerBlock, " rows, got ",
+              n);
   return row_blocks;
 }
 
@@ -317,8 +313,8 @@ class Selector {
  public:
   static constexpr int kCandsPerBlock = 32 * cols_per_lane<T>();
 
-  Selector(const at::Tensor& features, const at::Tensor& R, int64_t max_select, int64_t row_blocks,
-           uint32_t state, bool use_cache)
+  Selector(const at::Tensor& features, const at::Tensor& R, int64_t max_select, int64_t row_blocks, uint32_t state,
+           bool use_cache)
       : n_(features.size(0)),
         p_(features.size(1)),
         // Candidates padded to whole blocks; column p (zero) gives the S-space neighbour.
@@ -348,10 +344,9 @@ class Selector {
     const auto sorted = at::sort(cols_t_, /*dim=*/1);
     const auto values = std::get<0>(sorted).contiguous();
     const auto indices = std::get<1>(sorted).contiguous();
-    const dim3 blocks(static_cast<unsigned>((n_ + 255) / 256),
-                      static_cast<unsigned>(std::min<int64_t>(p_, 65535)));
-    first_step_kernel<T><<<blocks, 256, 0, stream_>>>(values.data_ptr<T>(), indices.data_ptr<int64_t>(), n_,
-                                                       p_, R_.data_ptr<int64_t>(), state_, num_sums());
+    const dim3 blocks(static_cast<unsigned>((n_ + 255) / 256), static_cast<unsigned>(std::min<int64_t>(p_, 65535)));
+    first_step_kernel<T><<<blocks, 256, 0, stream_>>>(values.data_ptr<T>(), indices.data_ptr<int64_t>(), n_, p_,
+                                                      R_.data_ptr<int64_t>(), state_, num_sums());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return pick();
   }
@@ -393,8 +388,8 @@ class Selector {
     const T* cache = use_cache_ ? cache_.data_ptr<T>() : nullptr;
     const T* picked = use_cache_ ? nullptr : picked_.data_ptr<T>();
     step_kernel<T, kMode><<<grid_, kWarps * 32, 0, stream_>>>(feat_.data_ptr<T>(), n_, P_, cache, picked,
-                                                              static_cast<int>(selected_),
-                                                              R_.data_ptr<int64_t>(), state_, num_sums());
+                                                              static_cast<int>(selected_), R_.data_ptr<int64_t>(),
+                                                              state_, num_sums());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 
@@ -420,9 +415,8 @@ class Selector {
 };
 
 template <typename T>
-void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max_select,
-                    bool stop_early, int64_t seed, int64_t max_cache_bytes,
-                    std::vector<int64_t>& order, std::vector<double>& scores) {
+void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max_select, bool stop_early, int64_t seed,
+                    int64_t max_cache_bytes, std::vector<int64_t>& order, std::vector<double>& scores) {
   const int64_t n = features.size(0);
   const int64_t row_blocks = step_row_blocks(n);
   const uint32_t state = seed_state(seed);
@@ -458,10 +452,9 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> codec_select_cuda(const at::Tensor& y,
-                                                     const at::Tensor& features,
-                                                     int64_t max_select, bool stop_early,
-                                                     int64_t seed, int64_t max_cache_bytes) {
+std::tuple<at::Tensor, at::Tensor> codec_select_cuda(const at::Tensor& y, const at::Tensor& features,
+                                                     int64_t max_select, bool stop_early, int64_t seed,
+                                                     int64_t max_cache_bytes) {
   check_codec_select(y, features, max_select, max_cache_bytes);
   const c10::cuda::CUDAGuard guard(features.device());
   const auto f = features.contiguous();

@@ -23,8 +23,8 @@ inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double
     const auto& a = blocks[b];
     TORCH_CHECK_VALUE(a.dim() == 2 && a.size(1) > 0 && a.size(0) > 0, "block_solve: block ", b,
                       " must be a non-empty 2-D tensor, got shape ", a.sizes());
-    TORCH_CHECK_VALUE(low_rank[b] || a.size(0) == a.size(1), "block_solve: block ", b, " is dense but not square: ",
-                      a.sizes());
+    TORCH_CHECK_VALUE(low_rank[b] || a.size(0) == a.size(1), "block_solve: block ", b,
+                      " is dense but not square: ", a.sizes());
     TORCH_CHECK_VALUE((a.scalar_type() == g.scalar_type() || a.scalar_type() == at::kFloat) && a.device() == g.device(),
                       "block_solve: block ", b, " must be on g's device (", g.device(), ") with g's dtype (",
                       g.scalar_type(), ") or float32, got ", a.scalar_type(), " on ", a.device());
