@@ -1,6 +1,6 @@
 // Counter-based standard normal noise: element k of a call with seed s is a
 // pure function of (s, k), so every backend and every thread layout draws the
-// same value. Written again in python/unlearn/reference/counter_rng.py.
+// same value. Written again in python/unlearn/ops/reference/counter_rng.py.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -11,7 +11,8 @@ namespace unlearn {
 
 // Two 32-bit words from one 64-bit counter.
 UNLEARN_HD void counter_words(uint32_t state, uint64_t k, uint32_t& a, uint32_t& b) {
-  const uint32_t h = mix32(state ^ mix32(static_cast<uint32_t>(k) ^ mix32(static_cast<uint32_t>(k >> 32) + 0x632be5abu)));
+  const uint32_t h =
+      mix32(state ^ mix32(static_cast<uint32_t>(k) ^ mix32(static_cast<uint32_t>(k >> 32) + 0x632be5abu)));
   a = mix32(h ^ 0x85ebca6bu);
   b = mix32(h ^ 0xc2b2ae35u);
 }

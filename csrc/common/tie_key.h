@@ -4,9 +4,10 @@
 // one with the smaller key(seed, i, .) wins (then the smaller index). The key is
 // a hash, so every backend and every traversal order picks the same neighbour,
 // and over seeds the choice is uniform among the tied candidates. The same
-// function is written in python/unlearn/reference/tie_key.py.
+// function is written in python/unlearn/ops/reference/tie_key.py.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 #if defined(__CUDACC__)
 #define UNLEARN_HD __host__ __device__ __forceinline__
@@ -55,5 +56,11 @@ struct Nearest {
     }
   }
 };
+
+// The running best before any candidate: every candidate beats it.
+template <typename scalar_t>
+UNLEARN_HD Nearest<scalar_t> no_neighbor() {
+  return {std::numeric_limits<scalar_t>::infinity(), std::numeric_limits<uint32_t>::max(), -1};
+}
 
 }  // namespace unlearn

@@ -14,7 +14,7 @@
 #include <map>
 #include <tuple>
 
-#include "ops/checks.h"
+#include "ops/block_solve.h"
 
 namespace unlearn {
 namespace {
@@ -49,9 +49,9 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       mats.push_back(blocks[b]);
       rhs.push_back(g.narrow(0, offsets[b], d));
     }
-    const auto stored = at::stack(mats);            // (B, m, d) or (B, d, d), the blocks' dtype
+    const auto stored = at::stack(mats);  // (B, m, d) or (B, d, d), the blocks' dtype
     const auto a = stored.to(g.scalar_type());
-    const auto r = at::stack(rhs).unsqueeze(-1);    // (B, d, 1)
+    const auto r = at::stack(rhs).unsqueeze(-1);  // (B, d, 1)
     at::Tensor x;
     if (factored && m < d) {
       auto inner = at::matmul(stored, stored.transpose(1, 2)).to(g.scalar_type());  // U U^T, (B, m, m)

@@ -2,7 +2,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include "ops/checks.h"
+#include "ops/channel_means.h"
 
 namespace unlearn {
 namespace {

@@ -28,19 +28,14 @@
 
 namespace unlearn::cpu {
 
-inline constexpr int64_t kProbe = 64;        // points probed for the first tier bound
-inline constexpr int64_t kTierTarget = 48;   // points wanted in the first tier
-
-template <typename T>
-Nearest<T> no_neighbor() {
-  return {std::numeric_limits<T>::infinity(), std::numeric_limits<uint32_t>::max(), -1};
-}
+inline constexpr int64_t kProbe = 64;       // points probed for the first tier bound
+inline constexpr int64_t kTierTarget = 48;  // points wanted in the first tier
 
 // Step 1: for every column, the sum over rows i in [row_begin, row_end) of
 // min(R_i, R_M(i)) with M the 1-D neighbour.
 template <typename T>
-void score_single_columns(const T* cols, int64_t n, int64_t p, const int64_t* R, uint32_t state,
-                          int64_t row_begin, int64_t row_end, int64_t* num) {
+void score_single_columns(const T* cols, int64_t n, int64_t p, const int64_t* R, uint32_t state, int64_t row_begin,
+                          int64_t row_end, int64_t* num) {
   at::parallel_for(0, p, 1, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> order(n), group_start(n), group_end(n);
     for (int64_t j = begin; j < end; ++j) {
@@ -96,15 +91,13 @@ struct StepSums {
 template <typename T>
 class RowScorer {
  public:
-  RowScorer(const T* cols, int64_t n, std::vector<const T*> selected, const T* cache, int64_t row0,
-            const int64_t* R, uint32_t state)
-      : cols_(cols), n_(n), selected_(std::move(selected)), cache_(cache), row0_(row0), R_(R),
-        state_(state) {}
+  RowScorer(const T* cols, int64_t n, std::vector<const T*> selected, const T* cache, int64_t row0, const int64_t* R,
+            uint32_t state)
+      : cols_(cols), n_(n), selected_(std::move(selected)), cache_(cache), row0_(row0), R_(R), state_(state) {}
 
   // Sums over rows [begin, end) for the candidate columns `candidates`
   // (indices into cols); num has one entry per column of cols (p of them).
-  StepSums score(int64_t begin, int64_t end, const std::vector<int64_t>& candidates,
-                 int64_t p) const {
+  StepSums score(int64_t begin, int64_t end, const std::vector<int64_t>& candidates, int64_t p) const {
     StepSums total;
     total.num.assign(p, 0);
     std::mutex merge;
@@ -162,8 +155,7 @@ class RowScorer {
     return count;
   }
 
-  void score_row(int64_t i, const std::vector<int64_t>& candidates, RowScratch& s,
-                 StepSums& sums) const {
+  void score_row(int64_t i, const std::vector<int64_t>& candidates, RowScratch& s, StepSums& sums) const {
     const T* d = distances_row(i, s);
     Nearest<T> self = no_neighbor<T>();
     int64_t n_active = 0;

@@ -1,4 +1,4 @@
-// FOCI forward selection with the CODEC coefficient, fused (DESIGN.md 2.2),
+// codec_select (FOCI forward selection with the CODEC coefficient) on the CPU,
 // on the row scans of cpu/codec_rows.h.
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -9,23 +9,22 @@
 #include "common/ranks.h"
 #include "common/tie_key.h"
 #include "cpu/codec_rows.h"
-#include "ops/checks.h"
+#include "ops/codec_select.h"
 
 namespace unlearn {
 namespace {
 
-using cpu::RowScorer;
-using cpu::StepSums;
 using cpu::add_column;
+using cpu::RowScorer;
 using cpu::score_single_columns;
+using cpu::StepSums;
 
 // The single-process selection state: which columns are picked, in order, and
 // D_S cached as an n x n matrix while it fits.
 template <typename T>
 class Selector {
  public:
-  Selector(const T* cols, int64_t n, int64_t p, const int64_t* R, uint32_t state,
-           bool use_cache)
+  Selector(const T* cols, int64_t n, int64_t p, const int64_t* R, uint32_t state, bool use_cache)
       : cols_(cols), n_(n), p_(p), R_(R), state_(state), selected_(p, 0) {
     if (use_cache) cache_.assign(n * n, T(0));
   }
@@ -42,8 +41,7 @@ class Selector {
     for (int64_t j = 0; j < p_; ++j) {
       if (!selected_[j]) candidates.push_back(j);
     }
-    const RowScorer<T> scorer(cols_, n_, picks_, cache_.empty() ? nullptr : cache_.data(), 0, R_,
-                              state_);
+    const RowScorer<T> scorer(cols_, n_, picks_, cache_.empty() ? nullptr : cache_.data(), 0, R_, state_);
     return scorer.score(0, n_, candidates, p_);
   }
 
@@ -67,9 +65,8 @@ int64_t best_column(const std::vector<int64_t>& num, const std::vector<char>& ta
 }
 
 template <typename T>
-void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max_select,
-                    bool stop_early, int64_t seed, int64_t max_cache_bytes, at::Tensor& order,
-                    at::Tensor& scores) {
+void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max_select, bool stop_early, int64_t seed,
+                    int64_t max_cache_bytes, at::Tensor& order, at::Tensor& scores) {
   const int64_t n = features.size(0), p = features.size(1);
   const Ranks ranks = max_ranks(y);
   const auto R_t = ranks.up.contiguous();
@@ -116,15 +113,13 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> codec_select_cpu(const at::Tensor& y, const at::Tensor& features,
-                                                    int64_t max_select, bool stop_early,
-                                                    int64_t seed, int64_t max_cache_bytes) {
+std::tuple<at::Tensor, at::Tensor> codec_select_cpu(const at::Tensor& y, const at::Tensor& features, int64_t max_select,
+                                                    bool stop_early, int64_t seed, int64_t max_cache_bytes) {
   check_codec_select(y, features, max_select, max_cache_bytes);
   auto order = at::full({max_select}, -1, features.options().dtype(at::kLong));
   auto scores = at::full({max_select}, std::numeric_limits<double>::quiet_NaN(), features.options());
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "codec_select_cpu", [&] {
-    select_columns<scalar_t>(y, features, max_select, stop_early, seed, max_cache_bytes, order,
-                             scores);
+    select_columns<scalar_t>(y, features, max_select, stop_early, seed, max_cache_bytes, order, scores);
   });
   return {order, scores};
 }

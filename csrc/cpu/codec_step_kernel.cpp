@@ -8,15 +8,15 @@
 #include "common/ranks.h"
 #include "common/tie_key.h"
 #include "cpu/codec_rows.h"
-#include "ops/checks.h"
+#include "ops/codec_step.h"
 
 namespace unlearn {
 namespace {
 
 template <typename T>
-void step_block(const at::Tensor& R_t, const at::Tensor& candidates, const at::Tensor& selected,
-                int64_t row_begin, int64_t row_end, int64_t seed,
-                const std::optional<at::Tensor>& cache, at::Tensor& num, at::Tensor& self) {
+void step_block(const at::Tensor& R_t, const at::Tensor& candidates, const at::Tensor& selected, int64_t row_begin,
+                int64_t row_end, int64_t seed, const std::optional<at::Tensor>& cache, at::Tensor& num,
+                at::Tensor& self) {
   const int64_t n = candidates.size(0), q = candidates.size(1), s = selected.size(1);
   const int64_t* R = R_t.data_ptr<int64_t>();
   const auto cols_t = candidates.t().contiguous();  // column j is contiguous
@@ -32,8 +32,7 @@ void step_block(const at::Tensor& R_t, const at::Tensor& candidates, const at::T
   std::vector<const T*> picked;
   for (int64_t c = 0; c < s; ++c) picked.push_back(picked_t.data_ptr<T>() + c * n);
   const auto block = cache.has_value() ? cache->contiguous() : at::Tensor();
-  const cpu::RowScorer<T> scorer(cols, n, picked, block.defined() ? block.data_ptr<T>() : nullptr,
-                                 row_begin, R, state);
+  const cpu::RowScorer<T> scorer(cols, n, picked, block.defined() ? block.data_ptr<T>() : nullptr, row_begin, R, state);
   std::vector<int64_t> all(q);
   for (int64_t j = 0; j < q; ++j) all[j] = j;
   const cpu::StepSums sums = scorer.score(row_begin, row_end, all, q);
@@ -42,9 +41,8 @@ void step_block(const at::Tensor& R_t, const at::Tensor& candidates, const at::T
 }
 
 std::tuple<at::Tensor, at::Tensor> codec_step_cpu(const at::Tensor& y, const at::Tensor& candidates,
-                                                  const at::Tensor& selected, int64_t row_begin,
-                                                  int64_t row_end, int64_t seed,
-                                                  const std::optional<at::Tensor>& cache) {
+                                                  const at::Tensor& selected, int64_t row_begin, int64_t row_end,
+                                                  int64_t seed, const std::optional<at::Tensor>& cache) {
   check_codec_step(y, candidates, selected, row_begin, row_end, cache);
   const auto R = max_ranks(y).up.contiguous();
   auto num = at::zeros({candidates.size(1)}, candidates.options().dtype(at::kLong));

@@ -14,7 +14,7 @@ namespace unlearn::cpu {
 namespace {
 
 constexpr int64_t kLeafSize = 16;
-constexpr int64_t kMaxTreeDim = 8;    // above this, a tree prunes too little
+constexpr int64_t kMaxTreeDim = 8;  // above this, a tree prunes too little
 constexpr int64_t kMinTreePoints = 256;
 
 template <typename T>
@@ -25,11 +25,6 @@ inline T squared_distance(const T* a, const T* b, int64_t d) {
     s += diff * diff;
   }
   return s;
-}
-
-template <typename T>
-Nearest<T> no_neighbor() {
-  return {std::numeric_limits<T>::infinity(), std::numeric_limits<uint32_t>::max(), -1};
 }
 
 // A k-d tree over a reordered copy of the points. Every split plane passes
@@ -208,5 +203,14 @@ void nearest_neighbors(const T* points, int64_t n, int64_t d, int64_t seed, int6
 
 template void nearest_neighbors<float>(const float*, int64_t, int64_t, int64_t, int64_t*);
 template void nearest_neighbors<double>(const double*, int64_t, int64_t, int64_t, int64_t*);
+
+at::Tensor nearest_neighbors(const at::Tensor& points, int64_t seed) {
+  const auto x = points.contiguous();
+  auto out = at::empty({x.size(0)}, x.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "nearest_neighbor_cpu", [&] {
+    nearest_neighbors(x.data_ptr<scalar_t>(), x.size(0), x.size(1), seed, out.data_ptr<int64_t>());
+  });
+  return out;
+}
 
 }  // namespace unlearn::cpu

@@ -1,5 +1,7 @@
 // Exact Euclidean 1-nearest neighbours on the CPU, with seeded tie-breaking.
 #pragma once
+#include <ATen/ATen.h>
+
 #include <cstdint>
 
 namespace unlearn::cpu {
@@ -11,5 +13,9 @@ namespace unlearn::cpu {
 // is O(n d).
 template <typename scalar_t>
 void nearest_neighbors(const scalar_t* points, int64_t n, int64_t d, int64_t seed, int64_t* out);
+
+// The same for a float32/float64 CPU tensor (n x d, any layout): the index
+// (int64) of every row's nearest other row.
+at::Tensor nearest_neighbors(const at::Tensor& points, int64_t seed);
 
 }  // namespace unlearn::cpu

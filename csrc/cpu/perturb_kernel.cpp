@@ -3,7 +3,7 @@
 #include <torch/library.h>
 
 #include "common/counter_rng.h"
-#include "ops/checks.h"
+#include "ops/perturb.h"
 
 namespace unlearn {
 namespace {
@@ -11,9 +11,7 @@ namespace {
 at::Tensor perturb_cpu(const at::Tensor& x, int64_t copies, double sigma, int64_t seed) {
   check_perturb(x, copies, sigma);
   const auto src = x.contiguous();
-  std::vector<int64_t> shape{copies};
-  shape.insert(shape.end(), src.sizes().begin(), src.sizes().end());
-  auto out = at::empty(shape, src.options());
+  auto out = empty_copies(src, copies);
   const int64_t numel = src.numel();
   const uint32_t state = seed_state(seed);
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "perturb_cpu", [&] {

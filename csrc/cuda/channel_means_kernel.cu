@@ -5,7 +5,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "ops/checks.h"
+#include "ops/channel_means.h"
 
 namespace unlearn::cuda {
 namespace {

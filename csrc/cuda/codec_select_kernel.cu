@@ -1,4 +1,4 @@
-// codec_select (FOCI forward selection) on CUDA, fused (DESIGN.md 2.2).
+// codec_select (FOCI forward selection with the CODEC coefficient) on CUDA.
 //
 // Step 1 sorts every column (at::sort) and finds each point's 1-D neighbour
 // next to it in sorted order (`first_step_kernel`): O(p n log n), with the
@@ -26,8 +26,8 @@
 // tie; such k are skipped (the CPU kernel's pruning), which makes the later
 // steps far cheaper than p n^2 distance updates.
 #include <ATen/ATen.h>
-#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -36,7 +36,7 @@
 
 #include "common/ranks.h"
 #include "common/tie_key.h"
-#include "ops/checks.h"
+#include "ops/codec_select.h"
 
 namespace unlearn::cuda {
 namespace {
@@ -57,8 +57,7 @@ enum class Dist { kCache, kRecompute };
 // Offers k at distance v == bd to the running best (bd, bi) of row i: the
 // Nearest<T>::offer rule, with the best's key recomputed from its index.
 template <typename T>
-__device__ __forceinline__ void offer_tie(T& bd, int& bi, T v, uint32_t state, int64_t i,
-                                          int64_t k) {
+__device__ __forceinline__ void offer_tie(T& bd, int& bi, T v, uint32_t state, int64_t i, int64_t k) {
   Nearest<T> best{bd, bi < 0 ? 0xffffffffu : tie_key(state, i, bi), bi};
   best.offer(v, state, i, k);
   bd = best.dist;
@@ -71,8 +70,8 @@ __device__ __forceinline__ void offer_tie(T& bd, int& bi, T v, uint32_t state, i
 template <typename T, Dist kMode>
 __global__ void __launch_bounds__(kWarps * 32)
     step_kernel(const T* __restrict__ feat, int64_t n, int64_t P, const T* __restrict__ cache,
-                const T* __restrict__ picked, int nsel, const int64_t* __restrict__ R,
-                uint32_t state, unsigned long long* __restrict__ num) {
+                const T* __restrict__ picked, int nsel, const int64_t* __restrict__ R, uint32_t state,
+                unsigned long long* __restrict__ num) {
   constexpr int RI = kRowsPerWarp;
   constexpr int RJ = cols_per_lane<T>();
   __shared__ __align__(16) T dtile[kWarps][32][RI];  // D_S(row r, k0 + kk), read as broadcasts
@@ -191,8 +190,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     long long s = 0;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) s += partial[w][t];
-    atomicAdd(num + static_cast<int64_t>(blockIdx.x) * (32 * RJ) + t,
-              static_cast<unsigned long long>(s));
+    atomicAdd(num + static_cast<int64_t>(blockIdx.x) * (32 * RJ) + t, static_cast<unsigned long long>(s));
   }
 }
 
@@ -201,9 +199,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 // distance 0, then walks outwards group by group while the squared gap can
 // still tie (the CPU kernel's walk), and adds min(R_i, R_M(i)) to num[j].
 template <typename T>
-__global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* __restrict__ order,
-                                  int64_t n, int64_t p, const int64_t* __restrict__ R,
-                                  uint32_t state, unsigned long long* __restrict__ num) {
+__global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* __restrict__ order, int64_t n, int64_t p,
+                                  const int64_t* __restrict__ R, uint32_t state, unsigned long long* __restrict__ num) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   for (int64_t j = blockIdx.y; j < p; j += gridDim.y) {
     unsigned long long value = 0;
@@ -212,7 +209,7 @@ __global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* _
       const int64_t* ord = order + j * n;
       const int64_t i = ord[t];
       const T vi = v[t];
-      Nearest<T> best{std::numeric_limits<T>::infinity(), 0xffffffffu, -1};
+      Nearest<T> best = no_neighbor<T>();
       int64_t lo = t, hi = t + 1;
       while (lo > 0 && v[lo - 1] == vi) --lo;
       while (hi < n && v[hi] == vi) ++hi;
@@ -244,8 +241,7 @@ __global__ void first_step_kernel(const T* __restrict__ sorted, const int64_t* _
 // One block: out = {argmax of num over the unselected j < p (lowest index on
 // ties), its num, num[p] = sum_i min(R_i, R_N(i))}.
 __global__ void __launch_bounds__(kPickThreads)
-    pick_kernel(const int64_t* __restrict__ num, const bool* __restrict__ taken, int64_t p,
-                int64_t* __restrict__ out) {
+    pick_kernel(const int64_t* __restrict__ num, const bool* __restrict__ taken, int64_t p, int64_t* __restrict__ out) {
   __shared__ int64_t best_num[kPickThreads];
   __shared__ int64_t best_j[kPickThreads];
   int64_t bn = -1, bj = -1;
@@ -291,16 +287,138 @@ __global__ void add_column_kernel(T* __restrict__ cache, const T* __restrict__ c
   }
 }
 
-template <typename T>
-void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max_select,
-                    bool stop_early, int64_t seed, int64_t max_cache_bytes,
-                    std::vector<int64_t>& order, std::vector<double>& scores) {
-  constexpr int cands_per_block = 32 * cols_per_lane<T>();
-  const int64_t n = features.size(0), p = features.size(1);
+// Row blocks of step_kernel's grid (its y dimension, at most 65535).
+int64_t step_row_blocks(int64_t n) {
   const int64_t row_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
-  TORCH_CHECK(row_blocks <= 65535, "codec_select: CUDA kernel supports at most ",
-              65535 * kRowsPerBlock, " rows, got ", n);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  TORCH_CHECK(row_blocks <= 65535, "codec_select: CUDA kernel supports at most ", 65535 * kRowsPerBlock, " rows, got ",
+              n);
+  return row_blocks;
+}
+
+// What a step reads back, its only host synchronisation: the unselected column
+// with the largest num (lowest index on ties), that num, and the S-space sum
+// num[p] = sum_i min(R_i, R_N(i)).
+struct Pick {
+  int64_t column;
+  int64_t num;
+  int64_t self;
+};
+
+// The selection state on the device, the counterpart of the CPU Selector: the
+// features zero-padded for step_kernel, D_S cached as an n x n matrix while it
+// fits (else the picked columns, from which step_kernel recomputes its tiles),
+// and the buffers every step reuses.
+template <typename T>
+class Selector {
+ public:
+  static constexpr int kCandsPerBlock = 32 * cols_per_lane<T>();
+
+  Selector(const at::Tensor& features, const at::Tensor& R, int64_t max_select, int64_t row_blocks, uint32_t state,
+           bool use_cache)
+      : n_(features.size(0)),
+        p_(features.size(1)),
+        // Candidates padded to whole blocks; column p (zero) gives the S-space neighbour.
+        P_((p_ + 1 + kCandsPerBlock - 1) / kCandsPerBlock * kCandsPerBlock),
+        R_(R),
+        state_(state),
+        use_cache_(use_cache),
+        stream_(c10::cuda::getCurrentCUDAStream()),
+        grid_(static_cast<unsigned>(P_ / kCandsPerBlock), static_cast<unsigned>(row_blocks)) {
+    const auto options = features.options();
+    feat_ = at::zeros({n_, P_}, options);
+    feat_.narrow(1, 0, p_).copy_(features);
+    cols_t_ = features.t().contiguous();  // column j is contiguous
+    if (use_cache_) {
+      cache_ = at::zeros({n_, n_}, options);
+    } else {
+      picked_ = at::empty({max_select, n_}, options);
+    }
+    num_ = at::empty({P_}, options.dtype(at::kLong));
+    taken_ = at::zeros({p_}, options.dtype(at::kBool));
+    result_ = at::empty({3}, options.dtype(at::kLong));
+  }
+
+  // Step 1: every column sorted once, each point's 1-D neighbour next to it.
+  Pick first_step() {
+    num_.zero_();
+    const auto sorted = at::sort(cols_t_, /*dim=*/1);
+    const auto values = std::get<0>(sorted).contiguous();
+    const auto indices = std::get<1>(sorted).contiguous();
+    const dim3 blocks(static_cast<unsigned>((n_ + 255) / 256), static_cast<unsigned>(std::min<int64_t>(p_, 65535)));
+    first_step_kernel<T><<<blocks, 256, 0, stream_>>>(values.data_ptr<T>(), indices.data_ptr<int64_t>(), n_, p_,
+                                                      R_.data_ptr<int64_t>(), state_, num_sums());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return pick();
+  }
+
+  // A later step: every candidate's num over D_S, then the pick.
+  Pick step() {
+    num_.zero_();
+    if (use_cache_) {
+      launch_step<Dist::kCache>();
+    } else {
+      launch_step<Dist::kRecompute>();
+    }
+    return pick();
+  }
+
+  // Adds column j to S: D_S in place, or the list the tiles are recomputed from
+  // (in pick order, as the cache adds them).
+  void add(int64_t j) {
+    taken_[j].fill_(true);
+    if (use_cache_) {
+      const dim3 blocks(static_cast<unsigned>(std::min<int64_t>((n_ + 255) / 256, 64)),
+                        static_cast<unsigned>(std::min<int64_t>(n_, 4096)));
+      add_column_kernel<T><<<blocks, 256, 0, stream_>>>(cache_.data_ptr<T>(), cols_t_[j].data_ptr<T>(), n_);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    } else {
+      picked_[selected_].copy_(cols_t_[j]);
+    }
+    ++selected_;
+  }
+
+ private:
+  // num as the kernels add into it (atomicAdd has no signed 64-bit overload).
+  unsigned long long* num_sums() { return reinterpret_cast<unsigned long long*>(num_.data_ptr<int64_t>()); }
+
+  // num_j of every candidate j (and of the zero column p) over all rows, with
+  // D_S read from the cache or recomputed per tile from the picked columns.
+  template <Dist kMode>
+  void launch_step() {
+    const T* cache = use_cache_ ? cache_.data_ptr<T>() : nullptr;
+    const T* picked = use_cache_ ? nullptr : picked_.data_ptr<T>();
+    step_kernel<T, kMode><<<grid_, kWarps * 32, 0, stream_>>>(feat_.data_ptr<T>(), n_, P_, cache, picked,
+                                                              static_cast<int>(selected_), R_.data_ptr<int64_t>(),
+                                                              state_, num_sums());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  // The argmax of num on the device, then its three numbers on the host.
+  Pick pick() {
+    pick_kernel<<<1, kPickThreads, 0, stream_>>>(num_.data_ptr<int64_t>(), taken_.data_ptr<bool>(), p_,
+                                                 result_.data_ptr<int64_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const auto host = result_.cpu();
+    const int64_t* h = host.data_ptr<int64_t>();
+    return {h[0], h[1], h[2]};
+  }
+
+  int64_t n_, p_, P_;
+  at::Tensor R_;
+  uint32_t state_;
+  bool use_cache_;
+  c10::cuda::CUDAStream stream_;
+  dim3 grid_;
+  int64_t selected_ = 0;  // columns in S
+  at::Tensor feat_, cols_t_, cache_, picked_;
+  at::Tensor num_, taken_, result_;
+};
+
+template <typename T>
+void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max_select, bool stop_early, int64_t seed,
+                    int64_t max_cache_bytes, std::vector<int64_t>& order, std::vector<double>& scores) {
+  const int64_t n = features.size(0);
+  const int64_t row_blocks = step_row_blocks(n);
   const uint32_t state = seed_state(seed);
 
   // Ranks once per call; the constant sums are read once, before the steps.
@@ -311,101 +429,32 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   const int64_t sum_l2 = (L * L).sum().item<int64_t>();
   const int64_t den_u = (L * (n - L)).sum().item<int64_t>();
 
-  // Candidates padded to whole blocks; column p (zero) gives the S-space neighbour.
-  const int64_t P = (p + 1 + cands_per_block - 1) / cands_per_block * cands_per_block;
-  auto feat = at::zeros({n, P}, features.options());
-  feat.narrow(1, 0, p).copy_(features);
-  const auto cols_t = features.t().contiguous();  // column j is contiguous
   const bool use_cache = static_cast<double>(n) * n * sizeof(T) <= max_cache_bytes;
-  auto cache = use_cache ? at::zeros({n, n}, features.options()) : at::Tensor();
-  auto picked = use_cache ? at::Tensor() : at::empty({max_select, n}, features.options());
-  auto num = at::empty({P}, features.options().dtype(at::kLong));
-  auto taken = at::zeros({p}, features.options().dtype(at::kBool));
-  auto result = at::empty({3}, features.options().dtype(at::kLong));
-
-  const dim3 grid(static_cast<unsigned>(P / cands_per_block), static_cast<unsigned>(row_blocks));
-  // The pick after num is filled: {pick, num, self}, the step's only synchronisation.
-  const auto pick = [&]() {
-    pick_kernel<<<1, kPickThreads, 0, stream>>>(num.data_ptr<int64_t>(), taken.data_ptr<bool>(),
-                                                p, result.data_ptr<int64_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const auto host = result.cpu();
-    const int64_t* h = host.data_ptr<int64_t>();
-    return std::vector<int64_t>{h[0], h[1], h[2]};
-  };
-  // Step 1: every column sorted once, each point's 1-D neighbour next to it.
-  const auto first_step = [&]() {
-    num.zero_();
-    const auto sorted = at::sort(cols_t, /*dim=*/1);
-    const auto values = std::get<0>(sorted).contiguous();
-    const auto indices = std::get<1>(sorted).contiguous();
-    const dim3 blocks(static_cast<unsigned>((n + 255) / 256),
-                      static_cast<unsigned>(std::min<int64_t>(p, 65535)));
-    first_step_kernel<T><<<blocks, 256, 0, stream>>>(
-        values.data_ptr<T>(), indices.data_ptr<int64_t>(), n, p, R.data_ptr<int64_t>(), state,
-        reinterpret_cast<unsigned long long*>(num.data_ptr<int64_t>()));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    return pick();
-  };
-  // A later step: every candidate's num over D_S, then the pick.
-  const auto run_step = [&](Dist mode, int nsel) {
-    num.zero_();
-    const T* f = feat.data_ptr<T>();
-    const T* c = use_cache ? cache.data_ptr<T>() : nullptr;
-    const T* s = use_cache ? nullptr : picked.data_ptr<T>();
-    auto* out = reinterpret_cast<unsigned long long*>(num.data_ptr<int64_t>());
-    const int64_t* r = R.data_ptr<int64_t>();
-    switch (mode) {
-      case Dist::kCache:
-        step_kernel<T, Dist::kCache><<<grid, kWarps * 32, 0, stream>>>(f, n, P, c, s, nsel, r,
-                                                                        state, out);
-        break;
-      case Dist::kRecompute:
-        step_kernel<T, Dist::kRecompute><<<grid, kWarps * 32, 0, stream>>>(f, n, P, c, s, nsel,
-                                                                            r, state, out);
-        break;
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    return pick();
-  };
-  // Adds column j to S: D_S in place, or the list the tiles are recomputed from.
-  const auto add = [&](int64_t j, int64_t s) {
-    taken[j].fill_(true);
-    if (use_cache) {
-      const dim3 blocks(static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 64)),
-                        static_cast<unsigned>(std::min<int64_t>(n, 4096)));
-      add_column_kernel<T><<<blocks, 256, 0, stream>>>(cache.data_ptr<T>(),
-                                                       cols_t[j].data_ptr<T>(), n);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    } else {
-      picked[s].copy_(cols_t[j]);
-    }
-  };
+  Selector<T> selector(features, R, max_select, row_blocks, state, use_cache);
 
   // Step 1: unconditional T(y, f_j) = (n num_j - sum L^2) / sum L (n - L).
-  const auto first = first_step();
-  const double t1 = static_cast<double>(n * first[1] - sum_l2) / static_cast<double>(den_u);
+  const Pick first = selector.first_step();
+  const double t1 = static_cast<double>(n * first.num - sum_l2) / static_cast<double>(den_u);
   if (stop_early && t1 <= 0) return;
-  order.push_back(first[0]);
+  order.push_back(first.column);
   scores.push_back(t1);
-  add(first[0], 0);
+  selector.add(first.column);
   for (int64_t s = 1; s < max_select; ++s) {
-    const auto sums = run_step(use_cache ? Dist::kCache : Dist::kRecompute, static_cast<int>(s));
-    const int64_t self = sums[2], den = sum_r - self;
+    const Pick best = selector.step();
+    const int64_t den = sum_r - best.self;
     // y is already a function of the selected columns: nothing is left to explain.
     if (den == 0) return;
-    const double t = static_cast<double>(sums[1] - self) / static_cast<double>(den);
+    const double t = static_cast<double>(best.num - best.self) / static_cast<double>(den);
     if (stop_early && t <= 0) return;
-    order.push_back(sums[0]);
+    order.push_back(best.column);
     scores.push_back(t);
-    add(sums[0], s);
+    selector.add(best.column);
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> codec_select_cuda(const at::Tensor& y,
-                                                     const at::Tensor& features,
-                                                     int64_t max_select, bool stop_early,
-                                                     int64_t seed, int64_t max_cache_bytes) {
+std::tuple<at::Tensor, at::Tensor> codec_select_cuda(const at::Tensor& y, const at::Tensor& features,
+                                                     int64_t max_select, bool stop_early, int64_t seed,
+                                                     int64_t max_cache_bytes) {
   check_codec_select(y, features, max_select, max_cache_bytes);
   const c10::cuda::CUDAGuard guard(features.device());
   const auto f = features.contiguous();

@@ -6,15 +6,15 @@
 // distances to the kTile points of the tile in registers and its running best
 // (unlearn::Nearest) across tiles. Extra memory is the output only.
 #include <ATen/ATen.h>
-#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <limits>
 
 #include "common/tie_key.h"
 #include "cuda/nearest_neighbor.cuh"
-#include "ops/checks.h"
+#include "ops/nearest_neighbor.h"
 
 namespace unlearn::cuda {
 namespace {
@@ -25,8 +25,7 @@ constexpr int kCols = 32;   // columns per shared-memory chunk
 
 template <typename T>
 __global__ void __launch_bounds__(kRows)
-    nearest_neighbor_kernel(const T* __restrict__ x, int64_t n, int64_t d, uint32_t state,
-                            int64_t* __restrict__ out) {
+    nearest_neighbor_kernel(const T* __restrict__ x, int64_t n, int64_t d, uint32_t state, int64_t* __restrict__ out) {
   __shared__ T query[kRows][kCols + 1];  // +1: conflict-free row reads
   __shared__ T tile[kTile][kCols];       // read as broadcasts
   const int t = threadIdx.x;
@@ -34,7 +33,7 @@ __global__ void __launch_bounds__(kRows)
   const int64_t i = row0 + t;
   const bool one_chunk = d <= kCols;  // then the query chunk is loaded once
 
-  Nearest<T> best{std::numeric_limits<T>::infinity(), 0xffffffffu, -1};
+  Nearest<T> best = no_neighbor<T>();
   for (int64_t k0 = 0; k0 < n; k0 += kTile) {
     T acc[kTile];
 #pragma unroll
@@ -91,8 +90,8 @@ at::Tensor nearest_neighbors(const at::Tensor& points, int64_t seed) {
   const auto blocks = static_cast<unsigned>((n + kRows - 1) / kRows);
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "nearest_neighbor_cuda", [&] {
-    nearest_neighbor_kernel<scalar_t><<<blocks, kRows, 0, stream>>>(
-        x.data_ptr<scalar_t>(), n, d, seed_state(seed), out.data_ptr<int64_t>());
+    nearest_neighbor_kernel<scalar_t>
+        <<<blocks, kRows, 0, stream>>>(x.data_ptr<scalar_t>(), n, d, seed_state(seed), out.data_ptr<int64_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;

@@ -6,7 +6,7 @@
 #include <torch/library.h>
 
 #include "common/counter_rng.h"
-#include "ops/checks.h"
+#include "ops/perturb.h"
 
 namespace unlearn::cuda {
 namespace {
@@ -24,9 +24,7 @@ at::Tensor perturb_cuda(const at::Tensor& x, int64_t copies, double sigma, int64
   check_perturb(x, copies, sigma);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto src = x.contiguous();
-  std::vector<int64_t> shape{copies};
-  shape.insert(shape.end(), src.sizes().begin(), src.sizes().end());
-  auto out = at::empty(shape, src.options());
+  auto out = empty_copies(src, copies);
   const int64_t total = out.numel();
   const int threads = 256;
   const int blocks = static_cast<int>(std::min<int64_t>((total + threads - 1) / threads, 65535));

@@ -1,9 +1,22 @@
-// Argument checks shared by every backend of every op. They raise ValueError
-// (TORCH_CHECK_VALUE) naming the offending argument.
+// Argument-check helpers shared by the ops' checks (ops/<op>.h). Each raises
+// ValueError (TORCH_CHECK_VALUE) with a message "<op>: <name> ...": the Python
+// twins raise the same texts, so the wording must not change.
 #pragma once
 #include <ATen/ATen.h>
 
 namespace unlearn {
+
+// The dtypes the kernels compute in.
+bool is_float32_or_64(const at::Tensor& t);
+
+// t is float32 or float64.
+void check_float(const char* op, const char* name, const at::Tensor& t);
+
+// Every value of t is finite (true of an empty t).
+void check_finite(const char* op, const char* name, const at::Tensor& t);
+
+// A scalar argument is finite and >= 0.
+void check_finite_nonnegative(const char* op, const char* name, double value);
 
 // A float32/float64 matrix of shape (n, d) with n >= 2, d >= 1 and finite values.
 void check_points(const char* op, const char* name, const at::Tensor& x);
@@ -11,24 +24,12 @@ void check_points(const char* op, const char* name, const at::Tensor& x);
 // A float32/float64 vector of length n with finite, not all equal values.
 void check_response(const char* op, const char* name, const at::Tensor& y, int64_t n);
 
+// `other` is on the device of `ref`.
+void check_same_device(const char* op, const char* name, const at::Tensor& other, const char* ref_name,
+                       const at::Tensor& ref);
+
 // `other` has the dtype, device and row count of `ref`.
-void check_same_rows(const char* op, const char* name, const at::Tensor& other,
-                     const char* ref_name, const at::Tensor& ref);
-
-void check_nearest_neighbor(const at::Tensor& x);
-void check_codec(const at::Tensor& y, const at::Tensor& z, const std::optional<at::Tensor>& x);
-void check_codec_select(const at::Tensor& y, const at::Tensor& features, int64_t max_select,
-                        int64_t max_cache_bytes);
-void check_codec_step(const at::Tensor& y, const at::Tensor& candidates, const at::Tensor& selected,
-                      int64_t row_begin, int64_t row_end, const std::optional<at::Tensor>& cache);
-
-}  // namespace unlearn
-
-namespace unlearn {
-
-void check_perturb(const at::Tensor& x, int64_t copies, double sigma);
-void check_channel_means(const at::Tensor& act, const at::Tensor& out, int64_t column);
-void check_block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
-                       const std::vector<bool>& low_rank);
+void check_same_rows(const char* op, const char* name, const at::Tensor& other, const char* ref_name,
+                     const at::Tensor& ref);
 
 }  // namespace unlearn
