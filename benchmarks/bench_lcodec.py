@@ -66,7 +66,7 @@ def published_pipeline(model, x, y, retain, copies, sigma, l2, damping, curvatur
 
 def bench_request(model, data, repeats):
     x, y = data.train.inputs[:1], data.train.labels[:1]
-    retain = unlearn.methods.Split(data.train.inputs[1:], data.train.labels[1:])
+    retain = unlearn.Split(data.train.inputs[1:], data.train.labels[1:])
     ours = lambda: forget(model, "lcodec", forget=(x, y), retain=retain, seed=0, **OPTIONS)  # noqa: E731
     picks = len(ours().report["per_sample_columns"][0])
     t_ours = median_seconds(ours, repeats)

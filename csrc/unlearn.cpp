@@ -7,8 +7,7 @@
 #define UNLEARN_VERSION "0+unknown"
 #endif
 
-static PyModuleDef unlearn_module = {PyModuleDef_HEAD_INIT, "_C", "Compiled kernels of torch.ops.unlearn", -1,
-                                     nullptr};
+static PyModuleDef unlearn_module = {PyModuleDef_HEAD_INIT, "_C", "Compiled kernels of torch.ops.unlearn", -1, nullptr};
 
 PyMODINIT_FUNC PyInit__C(void) {
   PyObject* m = PyModule_Create(&unlearn_module);
