@@ -46,7 +46,7 @@ def published_pipeline(model, x, y, retain, copies, sigma, l2, damping, curvatur
     for h in hooks:
         h.remove()
     features = unlearn.standardize_columns(torch.stack(rows))
-    columns = published_codec_select(torch.stack(losses).double(), features, picks)
+    columns, _ = published_codec_select(torch.stack(losses).double(), features, picks)
     chosen = Selection.from_columns(units, columns)
     params = dict(model.named_parameters())
     names = [name for name, _ in chosen.parameters()]
