@@ -13,12 +13,14 @@ import time
 
 import numpy as np
 import torch
-from common import command, cuda_seconds, machine, median_seconds, table, write_section
 
 import unlearn
+from common import command, cuda_seconds, machine, median_seconds, table, write_section
 
 
-def published_codec_select(y: torch.Tensor, f: torch.Tensor, picks: int, budget_s: float = float("inf")) -> tuple[list[int], float]:
+def published_codec_select(
+    y: torch.Tensor, f: torch.Tensor, picks: int, budget_s: float = float("inf")
+) -> tuple[list[int], float]:
     """FOCI as the published code does it: for every candidate of every step, a
     dense n x n distance matrix (torch.cdist) over the selected columns plus the
     candidate, its row argmin, and the CODEC numerator from max-ranks of y.
@@ -68,8 +70,17 @@ def bench_codec_select(sizes, picks, repeats, published_repeats):
         published = []  # the picks of every timed run; the last one is compared
         t_pub = median_seconds(lambda: published.append(published_codec_select(y, f, picks)[0]), published_repeats)
         pub = published[-1]
-        rows.append([f"{n}", f"{p}", f"{picks}", f"{t_pub:.3f}", f"{t_ours:.4f}", f"{t_pub / t_ours:.0f}x",
-                     f"{len(set(order) & set(pub))}/{picks}"])
+        rows.append(
+            [
+                f"{n}",
+                f"{p}",
+                f"{picks}",
+                f"{t_pub:.3f}",
+                f"{t_ours:.4f}",
+                f"{t_pub / t_ours:.0f}x",
+                f"{len(set(order) & set(pub))}/{picks}",
+            ]
+        )
         print(rows[-1], flush=True)
     return table(["n", "p", "picks", "published (s)", "codec_select (s)", "speed-up", "same picks"], rows)
 
@@ -87,7 +98,17 @@ def bench_codec_vs_xicorpy(sizes, repeats):
         theirs = float(xicorpy.compute_conditional_dependence(y, z))
         t_ours = median_seconds(lambda: unlearn.ops.codec(yt, zt), repeats)
         t_theirs = median_seconds(lambda: xicorpy.compute_conditional_dependence(y, z), repeats)
-        rows.append([f"{n}", "3", f"{t_theirs:.3f}", f"{t_ours:.4f}", f"{t_theirs / t_ours:.0f}x", f"{theirs:.6f}", f"{ours:.6f}"])
+        rows.append(
+            [
+                f"{n}",
+                "3",
+                f"{t_theirs:.3f}",
+                f"{t_ours:.4f}",
+                f"{t_theirs / t_ours:.0f}x",
+                f"{theirs:.6f}",
+                f"{ours:.6f}",
+            ]
+        )
         print(rows[-1], flush=True)
     return table(["n", "d", "xicorpy (s)", "codec (s)", "speed-up", "T xicorpy", "T ours"], rows)
 
@@ -114,7 +135,14 @@ def bench_nearest_neighbor(sizes, repeats):
         xn = x.numpy()
         kd = torch.from_numpy(cKDTree(xn).query(xn, k=2)[1][:, 1])
         t_kd = median_seconds(lambda: cKDTree(xn).query(xn, k=2), repeats)
-        row = [f"{n}", f"{d}", f"{t_ours:.4f}", f"{t_kd:.4f}", f"{t_kd / t_ours:.1f}x", f"{float((kd == ours).double().mean()):.4f}"]
+        row = [
+            f"{n}",
+            f"{d}",
+            f"{t_ours:.4f}",
+            f"{t_kd:.4f}",
+            f"{t_kd / t_ours:.1f}x",
+            f"{float((kd == ours).double().mean()):.4f}",
+        ]
         if with_cdist:
             ref = cdist_argmin(x)
             t_cd = median_seconds(lambda: cdist_argmin(x), repeats)
@@ -158,12 +186,41 @@ def bench_codec_select_cuda(sizes, picks, rate, published_budget_s):
         pub, t_pub = published_codec_select(y, f, picks, published_budget_s)
         note = "" if len(pub) == picks else f" (from {len(pub)} picks)"
         floor = 4 * p * n * n * picks / rate
-        rows.append([f"{n}", f"{p}", f"{picks}", f"{t_pub:.2f}{note}", f"{t_cpu:.3f}", f"{t_ours:.4f}", f"{t_tiled:.4f}", f"{t_first:.4f}",
-                     f"{t_pub / t_ours:.0f}x", f"{t_cpu / t_ours:.0f}x", f"{floor:.4f}", f"{t_ours / floor:.2f}",
-                     f"{sum(a == b for a, b in zip(order, cpu_order))}/{picks}", f"{sum(a == b for a, b in zip(order, pub))}/{len(pub)}"])
+        rows.append(
+            [
+                f"{n}",
+                f"{p}",
+                f"{picks}",
+                f"{t_pub:.2f}{note}",
+                f"{t_cpu:.3f}",
+                f"{t_ours:.4f}",
+                f"{t_tiled:.4f}",
+                f"{t_first:.4f}",
+                f"{t_pub / t_ours:.0f}x",
+                f"{t_cpu / t_ours:.0f}x",
+                f"{floor:.4f}",
+                f"{t_ours / floor:.2f}",
+                f"{sum(a == b for a, b in zip(order, cpu_order))}/{picks}",
+                f"{sum(a == b for a, b in zip(order, pub))}/{len(pub)}",
+            ]
+        )
         print(rows[-1], flush=True)
-    header = ["n", "p", "picks", "published, GPU (s)", "CPU kernel (s)", "ours, cache (s)", "ours, tiled (s)", "ours, first step (s)",
-              "vs published", "vs CPU", "floor (s)", "ours / floor", "same picks as CPU", "same picks as published"]
+    header = [
+        "n",
+        "p",
+        "picks",
+        "published, GPU (s)",
+        "CPU kernel (s)",
+        "ours, cache (s)",
+        "ours, tiled (s)",
+        "ours, first step (s)",
+        "vs published",
+        "vs CPU",
+        "floor (s)",
+        "ours / floor",
+        "same picks as CPU",
+        "same picks as published",
+    ]
     return table(header, rows)
 
 
@@ -182,11 +239,31 @@ def bench_nearest_neighbor_cuda(n, d, repeats):
             torch.cuda.synchronize()
             cells.append((out, cuda_seconds(fn, repeats), (torch.cuda.max_memory_allocated() - base) / 2**20))
         (ours, t_ours, m_ours), (ref, t_ref, m_ref) = cells
-        rows.append([str(dtype).removeprefix("torch."), f"{n}", f"{d}", f"{t_ours * 1e3:.2f}", f"{m_ours:.2f}",
-                     f"{t_ref * 1e3:.2f}", f"{m_ref:.1f}", f"{t_ref / t_ours:.2f}x", f"{float((ref == ours).double().mean()):.4f}"])
+        rows.append(
+            [
+                str(dtype).removeprefix("torch."),
+                f"{n}",
+                f"{d}",
+                f"{t_ours * 1e3:.2f}",
+                f"{m_ours:.2f}",
+                f"{t_ref * 1e3:.2f}",
+                f"{m_ref:.1f}",
+                f"{t_ref / t_ours:.2f}x",
+                f"{float((ref == ours).double().mean()):.4f}",
+            ]
+        )
         print(rows[-1], flush=True)
-    header = ["dtype", "n", "d", "ours (ms)", "ours extra memory (MiB)", "cdist+argmin (ms)", "cdist extra memory (MiB)",
-              "ours vs cdist", "same as cdist"]
+    header = [
+        "dtype",
+        "n",
+        "d",
+        "ours (ms)",
+        "ours extra memory (MiB)",
+        "cdist+argmin (ms)",
+        "cdist extra memory (MiB)",
+        "ours vs cdist",
+        "same as cdist",
+    ]
     return table(header, rows)
 
 
@@ -201,15 +278,25 @@ def main() -> None:
         rate = fp32_rate(side)
         sizes = [(1024, 128)] if args.quick else [(2048, 512), (8192, 2048)]
         picks = 4 if args.quick else 16
-        parts = [("codec_select: published algorithm and CPU kernel vs ours on the GPU",
-                  bench_codec_select_cuda(sizes, picks, rate, 5 if args.quick else 60)),
-                 ("nearest_neighbor vs torch.cdist + argmin", bench_nearest_neighbor_cuda(4096 if args.quick else 32768, 32, 20))]
-        notes = [f"Measured FP32 rate ({side}^3 matmul, TF32 off): {rate / 1e12:.1f} TFLOP/s. "
-                 "Floor: p n^2 distance updates per step, each a subtraction and a multiply-add (2 instructions, "
-                 "4 FLOP-equivalents at that rate, which counts an FMA as 2 FLOP). "
-                 "\"first step\": max_select=1, the unconditional step, which cannot prune. "
-                 "\"tiled\" recomputes the S-space distances per tile instead of caching n x n (max_cache_bytes=0). "
-                 "CPU kernel: one run on the same machine's cores. GPU times: CUDA events, medians.", ""]
+        parts = [
+            (
+                "codec_select: published algorithm and CPU kernel vs ours on the GPU",
+                bench_codec_select_cuda(sizes, picks, rate, 5 if args.quick else 60),
+            ),
+            (
+                "nearest_neighbor vs torch.cdist + argmin",
+                bench_nearest_neighbor_cuda(4096 if args.quick else 32768, 32, 20),
+            ),
+        ]
+        notes = [
+            f"Measured FP32 rate ({side}^3 matmul, TF32 off): {rate / 1e12:.1f} TFLOP/s. "
+            "Floor: p n^2 distance updates per step, each a subtraction and a multiply-add (2 instructions, "
+            "4 FLOP-equivalents at that rate, which counts an FMA as 2 FLOP). "
+            '"first step": max_select=1, the unconditional step, which cannot prune. '
+            '"tiled" recomputes the S-space distances per tile instead of caching n x n (max_cache_bytes=0). '
+            "CPU kernel: one run on the same machine's cores. GPU times: CUDA events, medians.",
+            "",
+        ]
     else:
         select_sizes = [(500, 50)] if args.quick else [(1000, 100), (1000, 500), (2000, 100), (2000, 500)]
         nn_sizes = [(5000, 3, True)] if args.quick else [(10_000, 3, True), (100_000, 3, False), (10_000, 32, True)]

@@ -17,9 +17,9 @@ import time
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from common import command, machine, table, write_section
 
 import unlearn
+from common import command, machine, table, write_section
 from unlearn.distributed import Traffic, codec_select, grid_shape
 
 PICKS = 8
@@ -70,9 +70,19 @@ def measured(worlds: list[int], sizes: list[tuple[int, int]]) -> list[list[str]]
                 cells = [r[n, p, mode] for r in ranks]
                 grid = {"columns": (1, world), "rows": (world, 1), "both": grid_shape(world)}[mode]
                 same = all(torch.equal(c[3], single) for c in cells)
-                out_rows.append([mode, f"{grid[0]}x{grid[1]}", f"{n}", f"{p}", f"{max(c[0] for c in cells) / 1e3:.2f}",
-                                 f"{sum(c[0] for c in cells) / 1e3:.2f}", f"{max(c[1] for c in cells) / 2**20:.2f}",
-                                 f"{max(c[2] for c in cells) / PICKS * 1e3:.1f}", "yes" if same else "NO"])
+                out_rows.append(
+                    [
+                        mode,
+                        f"{grid[0]}x{grid[1]}",
+                        f"{n}",
+                        f"{p}",
+                        f"{max(c[0] for c in cells) / 1e3:.2f}",
+                        f"{sum(c[0] for c in cells) / 1e3:.2f}",
+                        f"{max(c[1] for c in cells) / 2**20:.2f}",
+                        f"{max(c[2] for c in cells) / PICKS * 1e3:.1f}",
+                        "yes" if same else "NO",
+                    ]
+                )
                 print(out_rows[-1], flush=True)
     return out_rows
 
@@ -90,8 +100,16 @@ def paper_model(n: int = 100_000, p: int = 100_000, ranks: int = 8, itemsize: in
         cache = (n / a) * n * itemsize
         features = n * (p / b) * itemsize
         updates = (p / b) * (n / a) * n
-        rows.append([mode, f"{a}x{b}", f"{(reduce_bytes + pick_bytes + broadcast_bytes) / 1e6:.2f}",
-                     f"{cache / 1e9:.1f}", f"{features / 1e9:.1f}", f"{updates:.2e}"])
+        rows.append(
+            [
+                mode,
+                f"{a}x{b}",
+                f"{(reduce_bytes + pick_bytes + broadcast_bytes) / 1e6:.2f}",
+                f"{cache / 1e9:.1f}",
+                f"{features / 1e9:.1f}",
+                f"{updates:.2e}",
+            ]
+        )
     return rows
 
 
@@ -102,23 +120,51 @@ def main() -> None:
     worlds = [2] if args.quick else [2, 4]
     sizes = [(300, 32)] if args.quick else [(500, 64), (1000, 64), (1000, 256), (2000, 256)]
     rows = measured(worlds, sizes)
-    body = "\n".join([
-        "## Sharded FOCI (gloo, cpu)", "", f"Machine: {machine()}", f"Command: `{command()}`",
-        f"{PICKS} picks, float32 features, every rank on one thread. Sent: bytes a rank puts into collectives per step "
-        "(max over ranks, and all ranks together); cache: the D_S rows a rank holds; time: per step, max over ranks "
-        "(loopback gloo on this machine's cores: for scale only). Same: picks equal to the single-process op on every rank.", "",
-        table(["mode", "grid", "n", "p", "sent per rank (kB/step)", "sent, all ranks (kB/step)", "cache per rank (MiB)",
-               "time (ms/step)", "same"], rows), "",
-        "### Paper model: n = p = 10^5, float32, 8 GPUs", "",
-        "Per step and per rank. All-reduce as a ring (2 (W-1)/W of the buffer sent per rank); the picked column is "
-        "broadcast once (n values) by its owner; features: the columns a rank must hold (\"rows\" needs all of them).", "",
-        table(["mode", "grid", "sent (MB/step)", "D_S cache (GB)", "features (GB)", "distance updates"], paper_model()), "",
-        "Columns sends the least (one packed int64 and the winning column) but every rank caches all n^2 distances "
-        "(40 GB). Rows cuts the cache to n^2/8 (5 GB) but needs all p columns on every rank (40 GB) and all-reduces "
-        "the p partial sums every step. The 2 x 4 grid holds 30 GB per rank against 45 GB for either pure mode, at "
-        "1.5x the traffic of columns: it wins where memory binds. Columns wins while the n^2 cache fits beside the "
-        "model; rows wins when p is small next to n (cheap features, dominant cache).", "",
-    ])
+    body = "\n".join(
+        [
+            "## Sharded FOCI (gloo, cpu)",
+            "",
+            f"Machine: {machine()}",
+            f"Command: `{command()}`",
+            f"{PICKS} picks, float32 features, every rank on one thread. Sent: bytes a rank puts into collectives "
+            "per step (max over ranks, and all ranks together); cache: the D_S rows a rank holds; time: per step, "
+            "max over ranks (loopback gloo on this machine's cores: for scale only). Same: picks equal to the "
+            "single-process op on every rank.",
+            "",
+            table(
+                [
+                    "mode",
+                    "grid",
+                    "n",
+                    "p",
+                    "sent per rank (kB/step)",
+                    "sent, all ranks (kB/step)",
+                    "cache per rank (MiB)",
+                    "time (ms/step)",
+                    "same",
+                ],
+                rows,
+            ),
+            "",
+            "### Paper model: n = p = 10^5, float32, 8 GPUs",
+            "",
+            "Per step and per rank. All-reduce as a ring (2 (W-1)/W of the buffer sent per rank); the picked column "
+            "is broadcast once (n values) by its owner; features: the columns a rank must hold "
+            '("rows" needs all of them).',
+            "",
+            table(
+                ["mode", "grid", "sent (MB/step)", "D_S cache (GB)", "features (GB)", "distance updates"], paper_model()
+            ),
+            "",
+            "Columns sends the least (one packed int64 and the winning column) but every rank caches all n^2 "
+            "distances (40 GB). Rows cuts the cache to n^2/8 (5 GB) but needs all p columns on every rank (40 GB) "
+            "and all-reduces "
+            "the p partial sums every step. The 2 x 4 grid holds 30 GB per rank against 45 GB for either pure mode, at "
+            "1.5x the traffic of columns: it wins where memory binds. Columns wins while the n^2 cache fits beside the "
+            "model; rows wins when p is small next to n (cheap features, dominant cache).",
+            "",
+        ]
+    )
     print(body)
     write_section("bench_distributed:cpu" + (":quick" if args.quick else ""), body)
 

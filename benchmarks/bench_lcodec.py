@@ -11,10 +11,10 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from bench_codec import published_codec_select
-from common import command, machine, median_seconds, table, write_section
 
 import unlearn
+from bench_codec import published_codec_select
+from common import command, machine, median_seconds, table, write_section
 from unlearn.methods import forget
 from unlearn.training import TRAINING_DEFAULTS
 from unlearn.units import Selection, Units
@@ -59,9 +59,11 @@ def published_pipeline(model, x, y, retain, copies, sigma, l2, damping, curvatur
     h = u.T @ u / len(u) + damping * torch.eye(u.shape[1], dtype=torch.float64)
     loss = F.cross_entropy(model(retain.inputs), retain.labels)
     g = torch.autograd.grad(loss, [params[n] for n in names])
-    rhs = chosen.gather(dict(zip(names, g))).double() + l2 * chosen.gather({n: params[n].detach() for n in names}).double()
+    rhs = (
+        chosen.gather(dict(zip(names, g))).double()
+        + l2 * chosen.gather({n: params[n].detach() for n in names}).double()
+    )
     return torch.linalg.solve(h, rhs)
-
 
 
 def bench_request(model, data, repeats):
@@ -71,11 +73,20 @@ def bench_request(model, data, repeats):
     picks = len(ours().report["per_sample_columns"][0])
     t_ours = median_seconds(ours, repeats)
     t_pub = median_seconds(
-        lambda: published_pipeline(model.eval(), x, y, retain, 1000, 0.1, OPTIONS["l2"], OPTIONS["damping"], 512, picks, 0),
+        lambda: published_pipeline(
+            model.eval(), x, y, retain, 1000, 0.1, OPTIONS["l2"], OPTIONS["damping"], 512, picks, 0
+        ),
         repeats,
     )
-    return [["one request (1 sample, 1000 copies)", f"{t_pub:.2f}", f"{t_ours:.3f}", f"{t_pub / t_ours:.0f}x",
-             f"{picks} units picked by both"]]
+    return [
+        [
+            "one request (1 sample, 1000 copies)",
+            f"{t_pub:.2f}",
+            f"{t_ours:.3f}",
+            f"{t_pub / t_ours:.0f}x",
+            f"{picks} units picked by both",
+        ]
+    ]
 
 
 def bench_batch(model, data, k, repeats):
@@ -86,7 +97,9 @@ def bench_batch(model, data, k, repeats):
     rs = (data.train.inputs[keep], data.train.labels[keep])
     t_ours = median_seconds(lambda: forget(model, "lcodec", forget=fs, retain=rs, **OPTIONS), repeats)
     t_retrain = median_seconds(lambda: forget(model, "retrain", forget=fs, retain=rs), repeats)
-    return [[f"batch of {k} requests vs retraining", f"{t_retrain:.2f}", f"{t_ours:.2f}", f"{t_retrain / t_ours:.1f}x", ""]]
+    return [
+        [f"batch of {k} requests vs retraining", f"{t_retrain:.2f}", f"{t_ours:.2f}", f"{t_retrain / t_ours:.1f}x", ""]
+    ]
 
 
 def bench_block_solve(d, m, repeats):
@@ -102,8 +115,15 @@ def bench_block_solve(d, m, repeats):
     err = float((ours - dense()).abs().max())
     t_ours = median_seconds(lambda: unlearn.ops.block_solve([u], rhs, 0.01, [True]), repeats)
     t_dense = median_seconds(dense, repeats)
-    return [[f"block_solve d={d}, rank {m} vs dense solve", f"{t_dense:.3f}", f"{t_ours:.4f}", f"{t_dense / t_ours:.0f}x",
-             f"max difference {err:.1e}"]]
+    return [
+        [
+            f"block_solve d={d}, rank {m} vs dense solve",
+            f"{t_dense:.3f}",
+            f"{t_ours:.4f}",
+            f"{t_dense / t_ours:.0f}x",
+            f"max difference {err:.1e}",
+        ]
+    ]
 
 
 def main() -> None:
@@ -117,11 +137,18 @@ def main() -> None:
     rows = bench_request(model, data, repeats)
     rows += bench_batch(model, data, 10 if args.quick else 100, repeats)
     rows += bench_block_solve(1024 if args.quick else 4096, 256, repeats)
-    body = "\n".join([
-        "## L-CODEC (cpu)", "", f"Machine: {machine()}", f"Command: `{command()}`",
-        f"Options: {OPTIONS}; digits CNN; published baseline in the script.", "",
-        table(["case", "reference (s)", "ours (s)", "speed-up", "note"], rows), "",
-    ])
+    body = "\n".join(
+        [
+            "## L-CODEC (cpu)",
+            "",
+            f"Machine: {machine()}",
+            f"Command: `{command()}`",
+            f"Options: {OPTIONS}; digits CNN; published baseline in the script.",
+            "",
+            table(["case", "reference (s)", "ours (s)", "speed-up", "note"], rows),
+            "",
+        ]
+    )
     print(body)
     write_section("bench_lcodec:cpu" + (":quick" if args.quick else ""), body)
 

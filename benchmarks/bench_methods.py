@@ -14,12 +14,12 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import command, machine, median_seconds, table, write_section
 
 import unlearn
+from common import command, machine, median_seconds, table, write_section
+from unlearn import Split
 from unlearn.compare import compare_digits, digits_request
 from unlearn.curvature import diagonal_fisher
-from unlearn import Split
 from unlearn.methods.l2ul import targeted_pgd
 from unlearn.methods.svd_projection import importance_basis, project_weight
 
@@ -31,9 +31,17 @@ def comparison_rows(quick: bool) -> list[list[str]]:
     for arch, methods in runs:
         metrics = compare_digits(methods, request, arch=arch)["metrics"]
         base = metrics["retrain"]["seconds"]
-        rows += [[f"`{name}` (class 3, {arch})", f"{base:.2f}", f"{m['seconds']:.3f}", f"{base / m['seconds']:.1f}x",
-                  f"forget-class test acc {m['acc_test_forget']:.2f}, other classes {m['acc_test_retain']:.3f}"]
-                 for name, m in metrics.items() if name not in ("original", "retrain")]
+        rows += [
+            [
+                f"`{name}` (class 3, {arch})",
+                f"{base:.2f}",
+                f"{m['seconds']:.3f}",
+                f"{base / m['seconds']:.1f}x",
+                f"forget-class test acc {m['acc_test_forget']:.2f}, other classes {m['acc_test_retain']:.3f}",
+            ]
+            for name, m in metrics.items()
+            if name not in ("original", "retrain")
+        ]
     return rows
 
 
@@ -57,9 +65,20 @@ def svd_rows(quick: bool) -> list[list[str]]:
     t_explicit = median_seconds(explicit)
     t_low = median_seconds(lambda: project_weight(w, kept, gone))
     return [
-        [f"layer spaces: SVD vs Gram + eigh, {n} patches x d={d}", f"{t_svd:.3f}", f"{t_eigh:.3f}", f"{t_svd / t_eigh:.1f}x", ""],
-        [f"projection: explicit d x d vs low-rank, d={wide}", f"{t_explicit:.3f}", f"{t_low:.4f}", f"{t_explicit / t_low:.0f}x",
-         f"max difference {err:.1e}"],
+        [
+            f"layer spaces: SVD vs Gram + eigh, {n} patches x d={d}",
+            f"{t_svd:.3f}",
+            f"{t_eigh:.3f}",
+            f"{t_svd / t_eigh:.1f}x",
+            "",
+        ],
+        [
+            f"projection: explicit d x d vs low-rank, d={wide}",
+            f"{t_explicit:.3f}",
+            f"{t_low:.4f}",
+            f"{t_explicit / t_low:.0f}x",
+            f"max difference {err:.1e}",
+        ],
     ]
 
 
@@ -71,11 +90,20 @@ def pgd_rows(quick: bool) -> list[list[str]]:
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     t_batch = median_seconds(lambda: targeted_pgd(model, x, targets, 1.0, 0.025, steps, None, gen()), repeats=1)
     t_loop = median_seconds(
-        lambda: [targeted_pgd(model, x[i : i + 1], targets[i : i + 1], 1.0, 0.025, steps, None, gen()) for i in range(len(x))],
+        lambda: [
+            targeted_pgd(model, x[i : i + 1], targets[i : i + 1], 1.0, 0.025, steps, None, gen()) for i in range(len(x))
+        ],
         repeats=1,
     )
-    return [[f"l2ul PGD: one run per restart vs all batched ({k} x {restarts} restarts, {steps} steps)",
-             f"{t_loop:.2f}", f"{t_batch:.2f}", f"{t_loop / t_batch:.0f}x", ""]]
+    return [
+        [
+            f"l2ul PGD: one run per restart vs all batched ({k} x {restarts} restarts, {steps} steps)",
+            f"{t_loop:.2f}",
+            f"{t_batch:.2f}",
+            f"{t_loop / t_batch:.0f}x",
+            "",
+        ]
+    ]
 
 
 def fisher_rows(quick: bool) -> list[list[str]]:
@@ -86,16 +114,24 @@ def fisher_rows(quick: bool) -> list[list[str]]:
     def loop():
         total = [torch.zeros_like(p) for p in model.parameters()]
         for i in range(n):
-            grads = torch.autograd.grad(F.cross_entropy(model(split.inputs[i : i + 1]), split.labels[i : i + 1]),
-                                        list(model.parameters()))
+            grads = torch.autograd.grad(
+                F.cross_entropy(model(split.inputs[i : i + 1]), split.labels[i : i + 1]), list(model.parameters())
+            )
             for t, g in zip(total, grads):
                 t += g.square() / n
         return total
 
     t_loop = median_seconds(loop, repeats=1)
     t_vec = median_seconds(lambda: diagonal_fisher(model, split))
-    return [[f"diagonal Fisher, {n} samples: one backward per sample vs vectorised", f"{t_loop:.2f}", f"{t_vec:.3f}",
-             f"{t_loop / t_vec:.0f}x", ""]]
+    return [
+        [
+            f"diagonal Fisher, {n} samples: one backward per sample vs vectorised",
+            f"{t_loop:.2f}",
+            f"{t_vec:.3f}",
+            f"{t_loop / t_vec:.0f}x",
+            "",
+        ]
+    ]
 
 
 def main() -> None:
@@ -104,13 +140,20 @@ def main() -> None:
     args = parser.parse_args()
     torch.func.grad(lambda w: (w * w).sum())(torch.ones(1))  # torch's one-time lazy imports
     rows = comparison_rows(args.quick) + svd_rows(args.quick) + pgd_rows(args.quick) + fisher_rows(args.quick)
-    body = "\n".join([
-        "## Methods (cpu)", "", f"Machine: {machine()}", f"Command: `{command()}`",
-        "Class rows are `unlearn compare` runs on the digits CNN and, for `svd_projection`, the VGG-style net "
-        "(reference = retraining that model; `mnemonic` starts from the model trained with codes, whose training "
-        "is not counted).", "",
-        table(["case", "reference (s)", "ours (s)", "speed-up", "note"], rows), "",
-    ])
+    body = "\n".join(
+        [
+            "## Methods (cpu)",
+            "",
+            f"Machine: {machine()}",
+            f"Command: `{command()}`",
+            "Class rows are `unlearn compare` runs on the digits CNN and, for `svd_projection`, the VGG-style net "
+            "(reference = retraining that model; `mnemonic` starts from the model trained with codes, whose training "
+            "is not counted).",
+            "",
+            table(["case", "reference (s)", "ours (s)", "speed-up", "note"], rows),
+            "",
+        ]
+    )
     print(body)
     write_section("bench_methods:cpu" + (":quick" if args.quick else ""), body)
 

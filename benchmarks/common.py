@@ -55,7 +55,11 @@ def machine(device: str = "cpu") -> str:
         where = f"{torch.cuda.get_device_name()}, {os.cpu_count()} CPU cores"
     else:
         model = next(
-            (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
             platform.processor(),
         )
         where = f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
@@ -66,7 +70,11 @@ def machine(device: str = "cpu") -> str:
 def write_section(name: str, body: str) -> None:
     """Replaces the section `name` of RESULTS.md (between its markers), or appends it."""
     begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nMedians of repeated runs, measured side by side in one run of each script.\n"
+    text = (
+        RESULTS.read_text()
+        if RESULTS.exists()
+        else "# Benchmark results\n\nMedians of repeated runs, measured side by side in one run of each script.\n"
+    )
     block = f"{begin}\n{body.rstrip()}\n{end}"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"

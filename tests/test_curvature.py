@@ -1,8 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from unlearn import curvature, models
-from unlearn import Split
+from unlearn import Split, curvature, models
 
 
 def test_diagonal_fisher_matches_a_loop_over_samples(gen):

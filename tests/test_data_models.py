@@ -51,7 +51,9 @@ def test_split_is_stratified_and_disjoint(digits):
     totals = train_counts + test_counts
     assert torch.equal(test_counts, torch.round(0.25 * totals.double()).long())
     rows = {tuple(x.flatten().tolist()) + (int(y),) for x, y in zip(digits.train.inputs, digits.train.labels)}
-    overlap = sum(tuple(x.flatten().tolist()) + (int(y),) in rows for x, y in zip(digits.test.inputs, digits.test.labels))
+    overlap = sum(
+        tuple(x.flatten().tolist()) + (int(y),) in rows for x, y in zip(digits.test.inputs, digits.test.labels)
+    )
     assert overlap <= 2  # the raw data holds a couple of duplicate images, never the same sample twice
 
 

@@ -12,9 +12,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import unlearn
-from unlearn.ops.reference.codec_select import check_codec_select
 from unlearn.compare import digits_request
 from unlearn.distributed import Traffic, block, codec_select, column_block, grid_shape
+from unlearn.ops.reference.codec_select import check_codec_select
 
 # (name, n, p, max_select, stop_early, max_cache_bytes, integer data, modes)
 CASES = [
@@ -51,12 +51,16 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             y, f = _data(name, n, p, integer)
             for mode in modes:
                 traffic = Traffic()
-                results[name, mode] = (*codec_select(y, f, k, shard=mode, stop_early=stop, seed=3, max_cache_bytes=cache,
-                                                     traffic=traffic), traffic.bytes, traffic.cache_bytes)
+                results[name, mode] = (
+                    *codec_select(y, f, k, shard=mode, stop_early=stop, seed=3, max_cache_bytes=cache, traffic=traffic),
+                    traffic.bytes,
+                    traffic.cache_bytes,
+                )
                 # The same with each rank handed only its block of columns.
                 c0, c1 = column_block(p, shard=mode)
-                results[name, mode, "sharded"] = codec_select(y, f[:, c0:c1], k, shard=mode, stop_early=stop, seed=3,
-                                                              max_cache_bytes=cache, columns=p)
+                results[name, mode, "sharded"] = codec_select(
+                    y, f[:, c0:c1], k, shard=mode, stop_early=stop, seed=3, max_cache_bytes=cache, columns=p
+                )
         try:  # the whole matrix where only this rank's block belongs
             codec_select(y, f, 2, columns=f.shape[1])
         except ValueError as error:
@@ -134,8 +138,12 @@ def _lcodec_worker(rank: int, world: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         model, forget_set, retain_set = _lcodec_request()
-        result = unlearn.forget(model, "lcodec", forget=forget_set, retain=retain_set, group=dist.group.WORLD, **LCODEC_OPTIONS)
-        torch.save((result.model.state_dict(), result.report["per_sample_columns"]), os.path.join(out, f"rank{rank}.pt"))
+        result = unlearn.forget(
+            model, "lcodec", forget=forget_set, retain=retain_set, group=dist.group.WORLD, **LCODEC_OPTIONS
+        )
+        torch.save(
+            (result.model.state_dict(), result.report["per_sample_columns"]), os.path.join(out, f"rank{rank}.pt")
+        )
     finally:
         dist.destroy_process_group()
 

@@ -19,7 +19,15 @@ def test_compiled_kernels_are_loaded():
 
 def test_every_op_has_a_typed_wrapper_with_the_schema_arguments():
     ops = unlearn.backend()
-    assert set(ops) == {"block_solve", "channel_means", "codec", "codec_select", "codec_step", "nearest_neighbor", "perturb"}
+    assert set(ops) == {
+        "block_solve",
+        "channel_means",
+        "codec",
+        "codec_select",
+        "codec_step",
+        "nearest_neighbor",
+        "perturb",
+    }
     for name in ops:
         wrapper = getattr(unlearn.ops, name)
         assert wrapper.__doc__, name

@@ -85,6 +85,7 @@ def exact_hessian(
     basis = torch.eye(v.numel(), dtype=v.dtype, device=v.device)
     total = torch.zeros_like(basis)
     for x, y in split.batches(batch_size):
+
         def hvp(t: torch.Tensor, x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
             return jvp(lambda w: grad(loss)(w, x, y), (v,), (t,))[1]
 

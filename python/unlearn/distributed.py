@@ -113,7 +113,8 @@ def _column_groups(group, row_groups: int, column_groups: int, global_rank) -> l
     key = (id(group), row_groups, column_groups)
     if key not in _COLUMN_GROUPS:
         _COLUMN_GROUPS[key] = [
-            dist.new_group([global_rank(r * column_groups + c) for r in range(row_groups)]) for c in range(column_groups)
+            dist.new_group([global_rank(r * column_groups + c) for r in range(row_groups)])
+            for c in range(column_groups)
         ]
     return _COLUMN_GROUPS[key]
 

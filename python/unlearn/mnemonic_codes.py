@@ -108,7 +108,9 @@ class MnemonicCodes(Dataset):
         if self._replaced(index):
             label = int(y)
             if not 0 <= label < self.classes:
-                raise ValueError(f"label {label} of sample {index} is not among the {self.classes} classes of the codes")
+                raise ValueError(
+                    f"label {label} of sample {index} is not among the {self.classes} classes of the codes"
+                )
             x = self.codes[label].to(dtype=torch.as_tensor(x).dtype, device=torch.as_tensor(x).device)
         return x, y
 
@@ -136,11 +138,15 @@ def code_split(codes: Union[MnemonicCodes, torch.Tensor]) -> Split:
     if isinstance(codes, MnemonicCodes):
         return codes.split()
     if isinstance(codes, torch.Tensor):
-        if codes.dim() < 2 or codes.shape[0] < 2 or not codes.is_floating_point() or not bool(torch.isfinite(codes).all()):
+        if (
+            codes.dim() < 2
+            or codes.shape[0] < 2
+            or not codes.is_floating_point()
+            or not bool(torch.isfinite(codes).all())
+        ):
             raise ValueError(
                 f"codes must be a finite floating-point tensor of shape (classes >= 2, *input shape), got "
                 f"{codes.dtype} {tuple(codes.shape)}"
             )
         return Split(codes, torch.arange(codes.shape[0], device=codes.device))
     raise TypeError(f"codes must be a MnemonicCodes or a tensor of codes, got {type(codes).__name__}")
-

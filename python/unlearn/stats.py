@@ -135,8 +135,9 @@ def foci(
     if group is not None:
         from .distributed import codec_select as sharded
 
-        order, scores = sharded(yt, ft.contiguous(), int(max_select), group=group, shard=shard,
-                                stop_early=bool(stop_early), seed=int(seed))
+        order, scores = sharded(
+            yt, ft.contiguous(), int(max_select), group=group, shard=shard, stop_early=bool(stop_early), seed=int(seed)
+        )
     else:
         order, scores = ops.codec_select(yt, ft.contiguous(), int(max_select), stop_early=bool(stop_early), seed=seed)
     keep = order >= 0

@@ -119,7 +119,9 @@ def fit(
     bounds = _batches(len(split), batch_size)
     optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
     total_steps = epochs * len(bounds)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    )
     modes = {module: module.training for module in model.modules()}
     model.train()
     losses = []
@@ -211,8 +213,12 @@ def train_mnemonic(
     return _train(arch, settings, codes, cache=cache, progress=progress), codes
 
 
-def _train(arch: str, settings: dict[str, Any], mnemonic: Optional["MnemonicCodes"], *, cache: bool, progress: bool) -> nn.Module:
-    _check_settings(settings["epochs"], settings["lr"], settings["weight_decay"], settings["batch_size"], settings["seed"])
+def _train(
+    arch: str, settings: dict[str, Any], mnemonic: Optional["MnemonicCodes"], *, cache: bool, progress: bool
+) -> nn.Module:
+    _check_settings(
+        settings["epochs"], settings["lr"], settings["weight_decay"], settings["batch_size"], settings["seed"]
+    )
     with _seeded_rng(settings["seed"], torch.device("cpu")):
         model = build(arch)
     digits = data.digits()

@@ -66,7 +66,10 @@ def test_ssd_forgets_a_digit_class_with_the_paper_defaults(setup):
     out = forget(model, "ssd", retain=(train.inputs, train.labels), forget_classes=[3]).model
     gone = test.labels == 3
     assert _accuracy(out, test.inputs[gone], test.labels[gone]) <= 0.05
-    assert _accuracy(out, test.inputs[~gone], test.labels[~gone]) >= _accuracy(model, test.inputs[~gone], test.labels[~gone]) - 0.05
+    assert (
+        _accuracy(out, test.inputs[~gone], test.labels[~gone])
+        >= _accuracy(model, test.inputs[~gone], test.labels[~gone]) - 0.05
+    )
 
 
 @pytest.mark.parametrize("method", BASELINES)

@@ -22,7 +22,9 @@ def test_pgd_stays_in_the_ball_and_the_bounds_and_mostly_hits_its_targets(setup)
     x = digits.train.inputs[:16]
     targets = (digits.train.labels[:16] + 1) % 10
     eps = 1.5
-    adv = targeted_pgd(model, x, targets, eps, eps / 20, 40, (float(x.min()), float(x.max())), torch.Generator().manual_seed(0))
+    adv = targeted_pgd(
+        model, x, targets, eps, eps / 20, 40, (float(x.min()), float(x.max())), torch.Generator().manual_seed(0)
+    )
     assert bool(((adv - x).flatten(1).norm(dim=1) <= eps * (1 + 1e-5)).all())
     assert float(adv.min()) >= float(x.min()) and float(adv.max()) <= float(x.max())
     with torch.no_grad():
@@ -86,8 +88,18 @@ def test_relabel_variant_reaches_its_labels(setup):
     digits, model = setup
     fs = (digits.train.inputs[:4], digits.train.labels[:4])
     new = (fs[1] + 3) % 10
-    out = forget(model, "l2ul", forget=fs, variant="relabel", relabel_to=new, n_adv=2, pgd_steps=5, lr=0.05,
-                 importance=0.0, max_steps=100)
+    out = forget(
+        model,
+        "l2ul",
+        forget=fs,
+        variant="relabel",
+        relabel_to=new,
+        n_adv=2,
+        pgd_steps=5,
+        lr=0.05,
+        importance=0.0,
+        max_steps=100,
+    )
     assert out.report["reached"]
     with torch.no_grad():
         assert torch.equal(out.model(fs[0]).argmax(1), new)

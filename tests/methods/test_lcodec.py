@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 import unlearn
 from unlearn import curvature
+from unlearn._core import Split
 from unlearn.evaluation import evaluate
 from unlearn.methods import forget
-from unlearn._core import Split
 from unlearn.models import LogisticRegression
 from unlearn.training import TRAINING_DEFAULTS
 from unlearn.units import Selection, Units
@@ -70,8 +70,16 @@ def test_newton_removal_step_cuts_the_residual(convex, gradient):
     fs, rs = (x[drop], y[drop]), (x[keep], y[keep])
     before = evaluate(model, forget=fs, retain=rs, test=rs, attacks=False, l2=L2)["grad_residual"]
     result = forget(
-        model, "lcodec", forget=fs, retain=rs, selection="all", curvature="exact", gradient=gradient,
-        noise=False, l2=L2, curvature_samples=len(rs[1]),
+        model,
+        "lcodec",
+        forget=fs,
+        retain=rs,
+        selection="all",
+        curvature="exact",
+        gradient=gradient,
+        noise=False,
+        l2=L2,
+        curvature_samples=len(rs[1]),
     )
     after = evaluate(result.model, forget=fs, retain=rs, test=rs, attacks=False, l2=L2)["grad_residual"]
     assert after < 0.1 * before, (before, after)

@@ -100,7 +100,12 @@ def test_wrapper_rejects_bad_settings(gen, kwargs, match):
 def test_code_split_checks_raw_code_tensors():
     split = code_split(torch.zeros(3, 2))
     assert torch.equal(split.labels, torch.arange(3))
-    for bad in (torch.zeros(3), torch.zeros(1, 4), torch.full((3, 2), float("nan")), torch.zeros(3, 2, dtype=torch.int64)):
+    for bad in (
+        torch.zeros(3),
+        torch.zeros(1, 4),
+        torch.full((3, 2), float("nan")),
+        torch.zeros(3, 2, dtype=torch.int64),
+    ):
         with pytest.raises(ValueError, match="codes must be a finite floating-point tensor"):
             code_split(bad)
     with pytest.raises(TypeError, match="codes must be a MnemonicCodes"):
@@ -183,7 +188,11 @@ def test_the_comparison_starts_mnemonic_from_the_model_trained_with_codes(traine
         (dict(forget_classes=list(range(10)), codes="codes"), ValueError, "forgetting every class"),
         (dict(forget_classes=[3], codes="codes", lambda2=0.0), ValueError, "lambda2 must be > 0"),
         (dict(forget_classes=[3], codes="codes", fisher_floor=-1.0), ValueError, "fisher_floor must be >= 0"),
-        (dict(forget=(torch.zeros(2, 1, 8, 8), torch.zeros(2, dtype=torch.int64)), codes="codes"), ValueError, "forgets whole classes"),
+        (
+            dict(forget=(torch.zeros(2, 1, 8, 8), torch.zeros(2, dtype=torch.int64)), codes="codes"),
+            ValueError,
+            "forgets whole classes",
+        ),
         (dict(forget_classes=[3], codes=[0.0]), TypeError, "codes must be a MnemonicCodes"),
     ],
 )

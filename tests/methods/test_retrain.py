@@ -7,8 +7,8 @@ import torch
 
 import unlearn
 from unlearn import data, models, training
-from unlearn.methods import available, forget
 from unlearn._core import Split
+from unlearn.methods import available, forget
 
 SETTINGS = dict(epochs=3, lr=0.1, weight_decay=0.0, batch_size=128)
 

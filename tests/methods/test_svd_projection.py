@@ -73,7 +73,9 @@ def _accuracy(model, inputs, labels) -> float:
 def _class_accuracies(model, split, c) -> tuple[float, float]:
     """Test accuracy on class c and on the other classes."""
     gone = split.labels == c
-    return _accuracy(model, split.inputs[gone], split.labels[gone]), _accuracy(model, split.inputs[~gone], split.labels[~gone])
+    return _accuracy(model, split.inputs[gone], split.labels[gone]), _accuracy(
+        model, split.inputs[~gone], split.labels[~gone]
+    )
 
 
 def test_forgetting_a_digit_class_with_the_paper_defaults(digits):
@@ -109,7 +111,10 @@ def test_several_classes_at_once_all_leave(digits):
     one = forget(model, "svd_projection", retain=(train.inputs, train.labels), forget_classes=[3], alpha_r=3.0)
     two = forget(model, "svd_projection", retain=(train.inputs, train.labels), forget_classes=[3, 5], alpha_r=3.0)
     five = train.labels == 5
-    assert _accuracy(two.model, train.inputs[five], train.labels[five]) < _accuracy(one.model, train.inputs[five], train.labels[five]) - 0.3
+    assert (
+        _accuracy(two.model, train.inputs[five], train.labels[five])
+        < _accuracy(one.model, train.inputs[five], train.labels[five]) - 0.3
+    )
 
 
 class BasicBlock(nn.Module):
@@ -142,9 +147,18 @@ def _net(kind: str) -> nn.Module:
     blocks = {
         "basic": [BasicBlock(8, 8, 1), BasicBlock(8, 16, 2)],
         "bottleneck": [Bottleneck(8, 4, 1), Bottleneck(16, 4, 2)],
-        "vgg": [nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU()],
+        "vgg": [
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+        ],
     }[kind]
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)
+    )
 
 
 @pytest.mark.parametrize("kind", ["basic", "bottleneck", "vgg"])

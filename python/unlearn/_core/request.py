@@ -60,7 +60,9 @@ def as_split(data: Optional[Data], name: str, model: nn.Module) -> Optional[Spli
     elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         inputs, labels = data
     else:
-        raise TypeError(f"{name} must be a DataLoader, a Split or an (inputs, labels) pair of tensors, got {type(data).__name__}")
+        raise TypeError(
+            f"{name} must be a DataLoader, a Split or an (inputs, labels) pair of tensors, got {type(data).__name__}"
+        )
     if labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
         raise ValueError(
             f"{name}: labels must be a 1-D tensor with one label per input, got inputs {tuple(inputs.shape)} "

@@ -11,7 +11,6 @@ import warnings
 from typing import Optional, Sequence
 
 import torch
-
 from torch import nn
 
 from .._core import (
@@ -128,9 +127,7 @@ def _attack_scores(out: dict[str, metrics.Outputs], seed: int) -> dict[str, floa
     }
 
 
-def _reference_scores(
-    model: nn.Module, reference: nn.Module, forget: Split, ours: metrics.Outputs
-) -> dict[str, float]:
+def _reference_scores(model: nn.Module, reference: nn.Module, forget: Split, ours: metrics.Outputs) -> dict[str, float]:
     """How far the model's outputs and weights are from the reference's."""
     theirs = metrics.outputs(reference, forget)
     return {

@@ -51,7 +51,9 @@ def mia_loss_logreg(forget_loss: torch.Tensor, test_loss: torch.Tensor, seed: in
     members, nonmembers = _balance(forget_loss, test_loss, seed)
     folds = min(10, len(members))
     if folds < 2:
-        warnings.warn("mia_loss_logreg needs at least 2 forget and 2 test samples for cross-validation: NaN", stacklevel=3)
+        warnings.warn(
+            "mia_loss_logreg needs at least 2 forget and 2 test samples for cross-validation: NaN", stacklevel=3
+        )
         return float("nan")
     features, targets = _features_and_targets(members, nonmembers)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed % 2**32)

@@ -92,5 +92,8 @@ def parameter_distance(model: nn.Module, reference: nn.Module) -> float:
     ours, theirs = dict(model.named_parameters()), dict(reference.named_parameters())
     if ours.keys() != theirs.keys() or any(ours[k].shape != theirs[k].shape for k in ours):
         raise ValueError("reference must have the same architecture as model (parameter names and shapes differ)")
-    squared = sum(float(((ours[k].detach().double() - theirs[k].detach().to(ours[k].device, torch.float64)) ** 2).sum()) for k in ours)
+    squared = sum(
+        float(((ours[k].detach().double() - theirs[k].detach().to(ours[k].device, torch.float64)) ** 2).sum())
+        for k in ours
+    )
     return math.sqrt(squared)

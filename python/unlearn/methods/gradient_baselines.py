@@ -20,7 +20,13 @@ from .registry import register
 
 
 def optimize(
-    model: nn.Module, terms: list[tuple[Split, float]], steps: int, lr: float, batch_size: int, seed: int, weight_decay: float = 0.0
+    model: nn.Module,
+    terms: list[tuple[Split, float]],
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    weight_decay: float = 0.0,
 ) -> list[float]:
     """`steps` SGD steps on sum_t weight_t * mean CE over a batch of split_t
     (each split reshuffled, seeded, whenever it runs out). A negative weight

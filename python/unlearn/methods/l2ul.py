@@ -15,14 +15,21 @@ from torch import nn
 from .._core import NonNegative, Positive, PositiveInt, Split, StageTimer, eval_mode
 from .registry import register
 
+
 def _unit(v: torch.Tensor) -> torch.Tensor:
     norms = v.flatten(1).norm(dim=1).clamp_min(1e-12)
     return v / norms.view(-1, *([1] * (v.dim() - 1)))
 
 
 def targeted_pgd(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, eps: float, step: float, steps: int,
-    bounds: Optional[tuple[float, float]], gen: torch.Generator,
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    eps: float,
+    step: float,
+    steps: int,
+    bounds: Optional[tuple[float, float]],
+    gen: torch.Generator,
 ) -> torch.Tensor:
     """Targeted L2 PGD for every row at once: a random start inside the
     eps-ball, `steps` normalised gradient steps of size `step` towards

@@ -18,6 +18,7 @@ from ..stats import foci
 from ..units import Selection, Units
 from .registry import register
 
+
 def _copy_bytes(model: nn.Module, units: Units, sample: torch.Tensor) -> int:
     """Bytes one perturbed copy needs in a forward pass: its input and, twice
     over, the outputs of the hooked layers (a margin for intermediates)."""
@@ -99,7 +100,9 @@ def select_columns(
     return picks
 
 
-def noise_scale(removed: int, n: int, l2: float, epsilon: float, delta: float, smoothness: float, lipschitz: float) -> float:
+def noise_scale(
+    removed: int, n: int, l2: float, epsilon: float, delta: float, smoothness: float, lipschitz: float
+) -> float:
     """sigma = (gamma / epsilon) sqrt(2 ln(1.25 / delta)), gamma = 2 M L^2 m^2 / (n^2 lambda^3)."""
     gamma = 2 * smoothness * lipschitz**2 * removed**2 / (n**2 * l2**3)
     return gamma / epsilon * math.sqrt(2 * math.log(1.25 / delta))

@@ -14,7 +14,9 @@ from .._core import Positive, PositiveInt, Split, eval_mode
 from .registry import register
 
 
-def batch_importance(model: torch.nn.Module, split: Split, batch_size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def batch_importance(
+    model: torch.nn.Module, split: Split, batch_size: int, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Mean over shuffled batches of the squared gradient of the batch-mean
     loss, per parameter: SSD's importance. Gradients of samples that disagree
     cancel inside a batch, so data a parameter serves coherently (one class,

@@ -6,8 +6,6 @@ share. One forward pass, no gradient."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,9 +19,13 @@ LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 def _check_layer(name: str, module: nn.Module) -> None:
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
         if module.groups != 1:
-            raise ValueError(f"svd_projection: layer {name!r} is a grouped convolution (groups={module.groups}); not supported")
+            raise ValueError(
+                f"svd_projection: layer {name!r} is a grouped convolution (groups={module.groups}); not supported"
+            )
         if module.padding_mode != "zeros":
-            raise ValueError(f"svd_projection: layer {name!r} pads with {module.padding_mode!r}; only zero padding is supported")
+            raise ValueError(
+                f"svd_projection: layer {name!r} pads with {module.padding_mode!r}; only zero padding is supported"
+            )
 
 
 def _conv_padding(module: nn.Module) -> tuple[int, ...]:
@@ -101,7 +103,9 @@ def importance_basis(rows: torch.Tensor, alpha: float) -> tuple[torch.Tensor, to
     return u, alpha * s / ((alpha - 1) * s + 1)
 
 
-def project_weight(w: torch.Tensor, retain: tuple[torch.Tensor, torch.Tensor], forget: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def project_weight(
+    w: torch.Tensor, retain: tuple[torch.Tensor, torch.Tensor], forget: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
     """W P^T with P = I - (M_f - M_f M_r), as
     W - ((W U_f L_f) - (W U_r L_r)(U_r^T U_f L_f)) U_f^T: never a d x d matrix."""
     (u_r, l_r), (u_f, l_f) = retain, forget
@@ -139,7 +143,11 @@ def _project(layers: list[tuple[str, nn.Module]], retain_rows, forget_rows, alph
             gone = importance_basis(forget_rows[name], alpha_f)
             w = module.weight.reshape(module.weight.shape[0], -1)
             module.weight.copy_(project_weight(w.double(), kept, gone).view_as(module.weight).to(module.weight.dtype))
-            spaces[name] = {"dim": w.shape[1], "retain_rank": int(kept[0].shape[1]), "forget_rank": int(gone[0].shape[1])}
+            spaces[name] = {
+                "dim": w.shape[1],
+                "retain_rank": int(kept[0].shape[1]),
+                "forget_rank": int(gone[0].shape[1]),
+            }
     return spaces
 
 

@@ -73,6 +73,5 @@ def backend() -> dict[str, str]:
     Example: {"codec": "cpu: compiled, cuda: reference", ...}.
     """
     return {
-        name: ", ".join(f"{device}: {kind}" for device, kind in devices.items())
-        for name, devices in _BACKENDS.items()
+        name: ", ".join(f"{device}: {kind}" for device, kind in devices.items()) for name, devices in _BACKENDS.items()
     }

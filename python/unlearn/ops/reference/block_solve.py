@@ -54,7 +54,9 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
         h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
         if torch.linalg.cholesky_ex(h).info != 0:
             kind = "low-rank" if factored else "dense"
-            raise ValueError(f"block_solve: block {b} ({kind}, {d} x {d}) is not positive definite after damping {damping}")
+            raise ValueError(
+                f"block_solve: block {b} ({kind}, {d} x {d}) is not positive definite after damping {damping}"
+            )
         out.append(torch.linalg.solve(h, g[offset : offset + d]))
         offset += d
     return torch.cat(out)

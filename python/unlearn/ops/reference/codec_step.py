@@ -15,7 +15,12 @@ from .tie_key import argmin_with_ties
 
 
 def check_codec_step(
-    y: torch.Tensor, candidates: torch.Tensor, selected: torch.Tensor, row_begin: int, row_end: int, cache: torch.Tensor | None
+    y: torch.Tensor,
+    candidates: torch.Tensor,
+    selected: torch.Tensor,
+    row_begin: int,
+    row_end: int,
+    cache: torch.Tensor | None,
 ) -> None:
     check_points("codec_step", "candidates", candidates)
     n = candidates.shape[0]
