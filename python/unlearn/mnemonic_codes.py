@@ -8,25 +8,24 @@ estimates which weights matter for the forget classes from the codes alone.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Optional, Sequence, Union
+from typing import Annotated, Any, Literal, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import Dataset
 
-from ._core import Split
+from ._core import Range, Split, check_option, check_seed
 
-DISTRIBUTIONS = ("normal", "uniform")
+Distribution = Literal["normal", "uniform"]
 
 
-def make_codes(classes: int, shape: Sequence[int], *, distribution: str = "normal", seed: int = 0) -> torch.Tensor:
+def make_codes(
+    classes: int, shape: Sequence[int], *, distribution: Distribution = "normal", seed: int = 0
+) -> torch.Tensor:
     """`classes` codes of `shape` (float32, CPU) drawn from a generator seeded
     with `seed`: standard normal (the paper) or uniform on [0, 1) (its code)."""
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-        raise ValueError(f"classes must be an int >= 2, got {classes!r}")
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {', '.join(map(repr, DISTRIBUTIONS))}, got {distribution!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    check_option("classes", classes, Annotated[int, Range(2)])
+    check_option("distribution", distribution, Distribution)
+    check_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     draw = torch.randn if distribution == "normal" else torch.rand
     return draw((classes, *shape), generator=generator)
@@ -52,11 +51,10 @@ class MnemonicCodes(Dataset):
         *,
         classes: Optional[int] = None,
         t_mix: float = 0.1,
-        distribution: str = "normal",
+        distribution: Distribution = "normal",
         seed: int = 0,
     ) -> None:
-        if isinstance(t_mix, bool) or not isinstance(t_mix, (int, float)) or not 0 <= t_mix <= 1:
-            raise ValueError(f"t_mix must be a probability in [0, 1], got {t_mix!r}")
+        check_option("t_mix", t_mix, Annotated[float, Range(0, 1)])
         if isinstance(data, Split):
             data = (data.inputs, data.labels)
         if isinstance(data, (tuple, list)):

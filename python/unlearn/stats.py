@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from . import ops
+from ._core import check_option
 from .ops.reference.checks import check_points, check_response, check_same_rows
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
@@ -123,8 +124,7 @@ def foci(
     p = ft.shape[1]
     if max_select is None:
         max_select = p
-    if isinstance(max_select, bool) or not isinstance(max_select, (int, np.integer)):
-        raise TypeError(f"max_select must be an int, got {type(max_select).__name__}")
+    check_option("max_select", max_select, int)
     if not 1 <= max_select <= p:
         raise ValueError(f"max_select must be between 1 and the number of columns ({p}), got {max_select}")
     check_points("foci", "features", ft)

@@ -87,9 +87,9 @@ def test_mix_replaces_rows_of_a_batch(gen):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(t_mix=1.5), "t_mix must be a probability"),
+        (dict(t_mix=1.5), "t_mix must be >= 0 and <= 1"),
         (dict(distribution="laplace"), "distribution must be one of"),
-        (dict(classes=1), "classes must be an int >= 2"),
+        (dict(classes=1), "classes must be >= 2"),
     ],
 )
 def test_wrapper_rejects_bad_settings(gen, kwargs, match):
