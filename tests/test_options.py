@@ -18,6 +18,7 @@ from unlearn._core import NonNegative, OpenFraction, Positive, PositiveInt, Rang
     [
         (PositiveInt, 3),
         (PositiveInt, np.int64(3)),
+        (PositiveInt, 10**400),
         (Positive, 2),
         (Positive, 0.5),
         (NonNegative, 0.0),

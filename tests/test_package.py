@@ -32,13 +32,18 @@ def test_every_op_has_a_typed_wrapper_with_the_schema_arguments():
         wrapper = getattr(unlearn.ops, name)
         assert wrapper.__doc__, name
         schema = getattr(torch.ops.unlearn, name).default._schema
-        assert list(inspect.signature(wrapper).parameters) == [a.name for a in schema.arguments], name
+        parameters = inspect.signature(wrapper).parameters
+        assert list(parameters) == [a.name for a in schema.arguments], name
+        for argument in schema.arguments:
+            if argument.has_default_value():
+                assert parameters[argument.name].default == argument.default_value, (name, argument.name)
 
 
 def test_import_falls_back_to_twins_with_one_warning():
     script = textwrap.dedent(
         """
         import sys, warnings
+        import torch
         sys.modules["unlearn._C"] = None  # as if the compiled module were deleted
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -46,8 +51,12 @@ def test_import_falls_back_to_twins_with_one_warning():
         ours = [w for w in caught if "compiled kernels could not be loaded" in str(w.message)]
         assert len(ours) == 1, [str(w.message) for w in caught]
         assert not unlearn.compiled()
-        assert all("reference" in v for v in unlearn.backend().values())
-        import torch
+        assert all(v == "cpu: reference, cuda: reference" for v in unlearn.backend().values())
+        # The twins serve every device, not only the CPU and CUDA.
+        for name in unlearn.backend():
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(f"unlearn::{name}", "CompositeExplicitAutograd")
+        x = torch.randn(6, 2, dtype=torch.float64)
+        assert unlearn.ops.perturb(x, 2, 0.1).shape == (2, 6, 2)
         g = torch.Generator().manual_seed(0)
         f = torch.randn(200, 6, generator=g, dtype=torch.float64)
         y = f[:, 2] + 0.1 * torch.randn(200, generator=g, dtype=torch.float64)

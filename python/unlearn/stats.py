@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from . import ops
-from ._core import check_option
+from ._core import check_option, check_seed
 from .ops.reference.checks import check_points, check_response, check_same_rows
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
@@ -72,6 +72,7 @@ def codec(
     function of z (given x). y: n values; z: (n,) or (n, q); x: (n,) or (n, p).
     Nearest-neighbour ties are broken at random by `seed`.
     """
+    seed = check_seed(seed)
     zt = _points(z, "z", "(n,) or (n, q)")
     xt = None if x is None else _points(x, "x", "(n,) or (n, p)")
     if xt is not None and xt.dtype != zt.dtype:
@@ -120,6 +121,7 @@ def foci(
     the ranks share the work (`unlearn.distributed.codec_select`, `shard`
     "columns", "rows" or "both"); the result is the same.
     """
+    seed = check_seed(seed)
     ft = _points(features, "features", "(n, p)")
     p = ft.shape[1]
     if max_select is None:
@@ -136,7 +138,7 @@ def foci(
         from .distributed import codec_select as sharded
 
         order, scores = sharded(
-            yt, ft.contiguous(), int(max_select), group=group, shard=shard, stop_early=bool(stop_early), seed=int(seed)
+            yt, ft.contiguous(), int(max_select), group=group, shard=shard, stop_early=bool(stop_early), seed=seed
         )
     else:
         order, scores = ops.codec_select(yt, ft.contiguous(), int(max_select), stop_early=bool(stop_early), seed=seed)

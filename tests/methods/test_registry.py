@@ -3,10 +3,12 @@ signature, describe(), and the README's method table."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -131,3 +133,32 @@ def test_forget_refuses_a_bad_seed_and_inplace(request_data):
         unlearn.forget(model, "finetune", **request_data, inplace="yes")
     with pytest.raises(TypeError, match="method must be a str"):
         unlearn.forget(model, torch.nn.Linear, **request_data)
+
+
+def test_instance_methods_keep_their_samples_when_classes_are_given_too(monkeypatch, request_data):
+    """Forget classes beside forget samples leave a sample method's request as given."""
+    spec = unlearn.methods.registry.get("l2ul")
+    seen = {}
+
+    def record(model, *, forget, retain, forget_classes, seed, **options):
+        seen.update(forget=forget, retain=retain)
+        return {}
+
+    monkeypatch.setitem(unlearn.methods.registry._REGISTRY, "l2ul", dataclasses.replace(spec, fn=record))
+    unlearn.forget(unlearn.models.build("logreg"), "l2ul", **request_data, forget_classes=[1])
+    assert len(seen["forget"]) == 4 and len(seen["retain"]) == 196
+
+
+def test_options_accept_what_the_methods_take(request_data):
+    """Lists and arrays where a sequence is meant, and zero where zero is meaningful."""
+    model = unlearn.models.build("logreg")
+    for method, options in [
+        ("l2ul", {"bounds": [0.0, 16.0], "relabel_to": np.array([1, 2, 3, 4]), "variant": "relabel"}),
+        ("lcodec", {"memory_budget": 0, "smoothness": 0.0, "lipschitz": 0.0}),
+    ]:
+        spec = unlearn.methods.registry.get(method)
+        spec.check_options(options)
+    with pytest.raises(ValueError, match="epochs must be >= 1, got -1000"):
+        unlearn.forget(model, "finetune", **request_data, epochs=-(10**400))
+    with pytest.raises(TypeError, match="epochs must be an int, got float"):
+        unlearn.forget(model, "finetune", **request_data, epochs=1e400)

@@ -84,3 +84,18 @@ def test_class_request_moves_forget_class_samples_out_of_retain():
     assert given.labels.tolist() == [1, 1] and retain.labels.tolist() == [0, 2, 3]
     with pytest.raises(ValueError, match="forget: samples of classes \\[2\\]"):
         class_request(Split(x[2:3], labels[2:3]), None, [1])
+
+
+def test_a_class_request_retrains_without_the_forget_classes(monkeypatch):
+    """All data may come as `retain`: retraining for a class request fits only the other classes."""
+    seen = {}
+
+    def record(model, split, **settings):
+        seen["labels"] = split.labels.clone()
+        return [0.0]
+
+    monkeypatch.setattr(training, "fit", record)
+    x = torch.randn(40, 64)
+    labels = torch.arange(40) % 10
+    report = forget(models.build("logreg"), "retrain", retain=(x, labels), forget_classes=[3]).report
+    assert report["samples"] == 36 and 3 not in seen["labels"].tolist()

@@ -129,7 +129,7 @@ def check_option(name: str, value: Any, annotation: Any) -> None:
     if origin is Annotated:
         base, *extras = typing.get_args(annotation)
         bounds = next((e for e in extras if isinstance(e, Range)), None)
-    if base in (int, float) and not math.isfinite(value):
+    if base is float and not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if bounds is not None and value not in bounds:
         raise ValueError(f"{name} must be {bounds}, got {value!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -160,8 +161,8 @@ def l2ul(
     importance: NonNegative = 1.0,
     max_steps: PositiveInt = 200,
     variant: Literal["misclassify", "relabel"] = "misclassify",
-    relabel_to: Optional[Union[torch.Tensor, Sequence[int]]] = None,
-    bounds: Optional[tuple[float, float]] = None,
+    relabel_to: Optional[Union[torch.Tensor, np.ndarray, Sequence[int]]] = None,
+    bounds: Optional[Sequence[float]] = None,
 ) -> dict:
     """Uses only `forget` (retained data is not needed and ignored). Paper
     defaults: 20 adversarial examples per instance, 100 PGD steps, lr 1e-3,

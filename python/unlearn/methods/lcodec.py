@@ -5,7 +5,7 @@ activations of perturbed copies of the samples."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from torch import nn
 
 from .. import curvature as curv
 from .. import distributed, ops
-from .._core import OpenFraction, Positive, PositiveInt, Range, Split, StageTimer
+from .._core import NonNegative, NonNegativeInt, OpenFraction, Positive, PositiveInt, Range, Split, StageTimer
 from ..stats import foci
 from ..units import Selection, Units
 from .registry import register
@@ -131,7 +131,7 @@ def curvature_factor(
     curvature: str,
     fisher: str,
     samples: int,
-    checkpoints: Optional[tuple[dict, dict]],
+    checkpoints: Optional[Sequence[dict]],
     seed: int,
 ) -> tuple[torch.Tensor, bool]:
     """The curvature of the selected blocks on the retained data, as a
@@ -171,7 +171,7 @@ def lcodec(
     curvature: Literal["fisher", "exact", "fd"] = "fisher",
     gradient: Literal["retain", "forget"] = "retain",
     curvature_samples: PositiveInt = 512,
-    checkpoints: Optional[tuple[dict, dict]] = None,
+    checkpoints: Optional[Sequence[dict]] = None,
     l2: Positive = 0.01,
     damping: Optional[Positive] = None,
     fisher: Literal["model", "empirical"] = "model",
@@ -180,9 +180,9 @@ def lcodec(
     noise_on: Literal["selected", "complement"] = "selected",
     epsilon: Positive = 0.1,
     delta: OpenFraction = 0.01,
-    smoothness: Positive = 0.25,
-    lipschitz: Positive = 1.0,
-    memory_budget: PositiveInt = 256 << 20,
+    smoothness: NonNegative = 0.25,
+    lipschitz: NonNegative = 1.0,
+    memory_budget: NonNegativeInt = 256 << 20,
     group: Optional[Any] = None,
 ) -> dict:
     """Removes the forget samples' influence from the selected blocks S by a

@@ -48,7 +48,8 @@ def _request(
     forget_split, retain_split = splits["forget"], splits["retain"]
     if forget_classes is not None:
         forget_classes = validate_classes(forget_classes, num_classes)
-        if {"forget", "retain"} & set(spec.needs):
+        # Sample methods ignore the classes; the others take the classes' samples from retain.
+        if spec.scope != "instance" and {"forget", "retain"} & set(spec.needs):
             forget_split, retain_split = class_request(forget_split, retain_split, forget_classes)
     for need, split in (("forget", forget_split), ("retain", retain_split)):
         if need in spec.needs and split is None:

@@ -1,11 +1,12 @@
 """The torch.ops.unlearn namespace: loads the compiled kernels and declares
 every op from one place (`declare`).
 
-The schemas live only here, in Python. The compiled library (`unlearn._C`)
-registers kernels for some of the dispatch keys; `declare` defines the
-schema, then registers the op's pure-PyTorch twin for each device the
-compiled library left empty, and the fake (meta) implementation, so every op
-runs on every device and traces under torch.compile(fullgraph=True).
+The schemas are written only in Python, in each op's module of this package.
+The compiled library (`unlearn._C`) registers kernels for some dispatch keys
+(CPU, CUDA, or CompositeExplicitAutograd for one written once with ATen ops);
+`declare` defines the schema, registers the op's pure-PyTorch twin for every
+device without a compiled kernel, and the fake (meta) implementation, so every
+op runs on every device and traces under torch.compile(fullgraph=True).
 `import unlearn` never fails because the compiled library is missing or was
 built for another torch: it warns once and every op runs on its twin.
 """
@@ -34,8 +35,8 @@ except (ImportError, OSError) as error:  # missing, or built against another tor
     )
 
 _LIBRARY = torch.library.Library("unlearn", "DEF")
-# Dispatch keys the compiled library may fill; a kernel registered for
-# CompositeExplicitAutograd serves every device.
+# Dispatch keys the compiled library may fill, reported by backend(); a
+# kernel registered for CompositeExplicitAutograd serves every device.
 _DEVICES = {"cpu": "CPU", "cuda": "CUDA"}
 _ANY_DEVICE = "CompositeExplicitAutograd"
 _BACKENDS: dict[str, dict[str, str]] = {}
@@ -52,12 +53,11 @@ def declare(schema: str, *, twin: Callable, fake: Callable) -> str:
     name = schema.split("(", 1)[0]
     _LIBRARY.define(schema)
     everywhere = _has_compiled_kernel(name, _ANY_DEVICE)
-    _BACKENDS[name] = {}
-    for device, key in _DEVICES.items():
-        compiled = everywhere or _has_compiled_kernel(name, key)
-        if not compiled:
-            _LIBRARY.impl(name, twin, key)
-        _BACKENDS[name][device] = "compiled" if compiled else "reference"
+    compiled = {device: everywhere or _has_compiled_kernel(name, key) for device, key in _DEVICES.items()}
+    if not everywhere:
+        # A device-specific compiled kernel takes precedence over this one.
+        _LIBRARY.impl(name, twin, _ANY_DEVICE)
+    _BACKENDS[name] = {device: "compiled" if done else "reference" for device, done in compiled.items()}
     torch.library.register_fake(f"unlearn::{name}", fake, lib=_LIBRARY)
     return name
 
