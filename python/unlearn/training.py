@@ -23,7 +23,18 @@ import torch
 from torch import nn
 
 from . import data
-from ._core import Data, NonNegative, Positive, PositiveInt, Split, as_split, check_option, check_seed, model_device
+from ._core import (
+    Data,
+    NonNegative,
+    Positive,
+    PositiveInt,
+    Split,
+    as_split,
+    check_model,
+    check_option,
+    check_seed,
+    model_device,
+)
 from .models import build
 
 if TYPE_CHECKING:
@@ -62,8 +73,7 @@ def reinitialize(model: nn.Module, seed: int) -> nn.Module:
     """Resets the parameters (and BatchNorm statistics) of every submodule that
     has `reset_parameters`, as a freshly built model would have them; the same
     seed gives the same weights. Returns `model`, changed in place."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     check_seed(seed)
     with _seeded_rng(seed, model_device(model)):
         for module in model.modules():
@@ -102,8 +112,7 @@ def fit(
     replaced by its class code with probability t_mix (`MnemonicCodes.mix`,
     drawn from the same generator). Returns the mean training loss of every
     epoch. The model's train/eval modes are restored afterwards."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     if isinstance(split, Split):
         split = as_split((split.inputs, split.labels), "split", model)
     else:

@@ -3,10 +3,14 @@ validation against the model, and the result of a method."""
 
 from __future__ import annotations
 
+import itertools
+import numbers
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -45,12 +49,33 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def check_model(model: Any, name: str = "model") -> nn.Module:
+    """A torch.nn.Module whose parameters and buffers hold values (not on the meta device)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+        raise ValueError(f"{name} has parameters on the meta device: they hold no values (load its weights first)")
+    return model
+
+
+def _batch_pair(batch: Any, name: str) -> tuple[torch.Tensor, Any]:
+    """(inputs, labels) of one DataLoader batch: the first two entries of a tuple or list."""
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2 and isinstance(batch[0], torch.Tensor):
+        return batch[0], batch[1]
+    if isinstance(batch, Mapping):
+        raise TypeError(
+            f"{name}: the DataLoader yields dict batches (keys {sorted(map(str, batch))}); it must yield "
+            "(inputs, labels) pairs, e.g. through a collate_fn"
+        )
+    raise TypeError(f"{name}: a DataLoader batch must be an (inputs, labels) pair, got {type(batch).__name__}")
+
+
 def as_split(data: Optional[Data], name: str, model: nn.Module) -> Optional[Split]:
     """Turns a DataLoader or an (inputs, labels) pair into a validated Split."""
     if data is None:
         return None
     if isinstance(data, DataLoader):
-        parts = [tuple(batch[:2]) for batch in data]
+        parts = [_batch_pair(batch, name) for batch in data]
         if not parts:
             raise ValueError(f"{name} is empty: the DataLoader yielded no batches")
         inputs = torch.cat([p[0] for p in parts])
@@ -74,6 +99,8 @@ def as_split(data: Optional[Data], name: str, model: nn.Module) -> Optional[Spli
         raise ValueError(f"{name}: labels must be integer class indices, got {labels.dtype}")
     if not inputs.is_floating_point():
         raise ValueError(f"{name}: inputs must be a floating-point tensor, got {inputs.dtype}")
+    if inputs.is_meta or labels.is_meta:
+        raise ValueError(f"{name} is on the meta device: it holds no values to compute with")
     device = model_device(model)
     if inputs.device != device or labels.device != device:
         raise ValueError(f"{name} is on {inputs.device} but the model is on {device}: move one of them first")
@@ -115,8 +142,20 @@ def output_classes(model: nn.Module, sample: torch.Tensor, name: str) -> int:
     return out.shape[1]
 
 
+def _class_index(value: Any) -> int:
+    """An integer class index: a Python or NumPy int, or an integer 0-d tensor (not a bool)."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"forget_classes must hold integer class indices, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
 def validate_classes(classes: Sequence[int], num_classes: Optional[int]) -> list[int]:
-    out = sorted({int(c) for c in classes})
+    """The sorted, distinct forget classes, each an existing class, not all of them."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, torch.Tensor, np.ndarray, set)):
+        raise TypeError(f"forget_classes must be a sequence of class indices, got {type(classes).__name__}")
+    out = sorted({_class_index(c) for c in classes})
     if not out:
         raise ValueError("forget_classes is empty")
     if num_classes is not None:

@@ -12,7 +12,17 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .._core import Data, ForgetResult, Split, as_split, check_seed, class_request, output_classes, validate_classes
+from .._core import (
+    Data,
+    ForgetResult,
+    Split,
+    as_split,
+    check_model,
+    check_seed,
+    class_request,
+    output_classes,
+    validate_classes,
+)
 from ..evaluation import evaluate
 from ..methods import applicable, available, describe
 from ..methods import forget as run_method
@@ -87,8 +97,7 @@ def _check_per_method(
         if unknown:
             raise ValueError(f"{what}: unknown method {unknown[0]!r}; available: {', '.join(available())}")
     for name, start in models.items():
-        if not isinstance(start, nn.Module):
-            raise TypeError(f"models[{name!r}] must be a torch.nn.Module, got {type(start).__name__}")
+        check_model(start, f"models[{name!r}]")
     if retrain is not None and not callable(retrain):
         raise TypeError(f"retrain must be None or a function, got {type(retrain).__name__}")
     if retrain is not None and "retrain" in options:
@@ -197,8 +206,7 @@ def compare(
     name: scores, "seconds" and "speedup" over retraining}, "reports": {name:
     what the method did}, "skipped": {name: why}}.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     seed, options, models = check_seed(seed), dict(options or {}), dict(models or {})
     forget_split, retain_split, classes = _request(model, forget, retain, forget_classes)
     test_split = as_split(test, "test", model)

@@ -19,6 +19,7 @@ from .._core import (
     Split,
     as_split,
     check_fits,
+    check_model,
     check_option,
     check_seed,
     eval_mode,
@@ -92,9 +93,9 @@ def evaluate(
 
 
 def _check_arguments(model: nn.Module, reference: Optional[nn.Module], l2: float, attacks: bool, seed: int) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_option("reference", reference, Optional[nn.Module])
+    check_model(model)
+    if reference is not None:
+        check_model(reference, "reference")
     check_option("l2", l2, NonNegative)
     check_option("attacks", attacks, bool)
     check_seed(seed)

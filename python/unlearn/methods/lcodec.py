@@ -103,9 +103,22 @@ def select_columns(
 def noise_scale(
     removed: int, n: int, l2: float, epsilon: float, delta: float, smoothness: float, lipschitz: float
 ) -> float:
-    """sigma = (gamma / epsilon) sqrt(2 ln(1.25 / delta)), gamma = 2 M L^2 m^2 / (n^2 lambda^3)."""
-    gamma = 2 * smoothness * lipschitz**2 * removed**2 / (n**2 * l2**3)
-    return gamma / epsilon * math.sqrt(2 * math.log(1.25 / delta))
+    """sigma = (gamma / epsilon) sqrt(2 ln(1.25 / delta)), gamma = 2 M L^2 m^2 / (n^2 lambda^3);
+    inf where lambda^3 or epsilon underflows (the bound says nothing there)."""
+    if smoothness * lipschitz == 0:
+        return 0.0
+    try:
+        return (
+            2
+            * smoothness
+            * lipschitz**2
+            * removed**2
+            / (n**2 * l2**3)
+            / epsilon
+            * math.sqrt(2 * math.log(1.25 / delta))
+        )
+    except (ZeroDivisionError, OverflowError):
+        return math.inf
 
 
 def retained_gradient(
@@ -229,6 +242,12 @@ def lcodec(
     n = n_train if n_train is not None else len(retain) + k
     if n <= k:
         raise ValueError(f"n_train must exceed the number of forget samples ({k}), got {n}")
+    scale = noise_scale(k, n, l2, epsilon, delta, smoothness, lipschitz) if noise else 0.0
+    if not math.isfinite(scale):
+        raise ValueError(
+            f"l2: with l2 = {l2} and epsilon = {epsilon} the (epsilon, delta) noise scale 2 M L^2 m^2 / "
+            "(n^2 l2^3 epsilon) overflows; raise l2 (the objective's l2 regularisation) or pass noise=False"
+        )
     timer = StageTimer()
     model.eval()
     units = Units(model)
@@ -269,7 +288,6 @@ def lcodec(
         # matrix in float32 (as accurate as the factor) and solves in float64.
         step = -ops.block_solve([block], g.double(), damping, [low_rank])
         chosen.scatter_add(model, step)
-    scale = noise_scale(k, n, l2, epsilon, delta, smoothness, lipschitz) if noise else 0.0
     with timer("noise"):
         if noise:
             _add_noise(model, chosen, scale, noise_on, seed)

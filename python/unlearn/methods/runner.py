@@ -5,9 +5,11 @@ runs the method on a private copy of the model and times it."""
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from typing import Any, Optional, Sequence
 
+import torch
 from torch import nn
 
 from .._core import (
@@ -16,6 +18,7 @@ from .._core import (
     Split,
     as_split,
     check_fits,
+    check_model,
     check_option,
     check_seed,
     class_request,
@@ -57,6 +60,23 @@ def _request(
     return forget_split, retain_split, forget_classes
 
 
+def _cuda_devices(model: nn.Module) -> list[int]:
+    return sorted({t.device.index or 0 for t in itertools.chain(model.parameters(), model.buffers()) if t.is_cuda})
+
+
+def _check_finite(spec: Method, model: nn.Module, options: dict[str, Any]) -> None:
+    """No method hands back a model with a NaN or infinite weight or buffer."""
+    tensors = itertools.chain(model.named_parameters(), model.named_buffers())
+    bad = [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "the defaults"
+        raise ValueError(
+            f"{spec.name} produced non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} with "
+            f"{given}; the model was not changed. Options that set its steps: "
+            f"{', '.join(spec.options) or 'none'} (unlearn.methods.describe({spec.name!r}))"
+        )
+
+
 def forget(
     model: nn.Module,
     method: str,
@@ -78,8 +98,7 @@ def forget(
     changed only when the call succeeds and `inplace=True`. The same `seed`
     gives the same result.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     spec = get(method)
     seed = check_seed(seed)
     check_option("inplace", inplace, bool)
@@ -90,8 +109,11 @@ def forget(
 
     work = copy.deepcopy(model)
     start = time.perf_counter()
-    report = spec.fn(work, forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed, **options)
+    # The method draws from its own seeded generators: the caller's RNG state is left as it was.
+    with torch.random.fork_rng(devices=_cuda_devices(model)):
+        report = spec.fn(work, forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed, **options)
     seconds = time.perf_counter() - start
+    _check_finite(spec, work, options)
     if inplace:
         model.load_state_dict(work.state_dict())
         work = model
