@@ -137,7 +137,10 @@ def test_inplace_changes_the_callers_model_only_on_success(digits):
         (lambda d, fs, rs: dict(forget=(fs[0][:0], fs[1][:0]), retain=rs), "forget is empty"),
         (lambda d, fs, rs: dict(forget=(fs[0], fs[1] + 20), retain=rs), "labels must lie in 0..9"),
         (lambda d, fs, rs: dict(forget=(fs[0].flatten(1)[:, :50], fs[1]), retain=rs), "cannot take inputs"),
-        (lambda d, fs, rs: dict(forget=(fs[0].to("meta"), fs[1].to("meta")), retain=rs), "forget is on the meta device"),
+        (
+            lambda d, fs, rs: dict(forget=(fs[0].to("meta"), fs[1].to("meta")), retain=rs),
+            "forget is on the meta device",
+        ),
         (lambda d, fs, rs: dict(forget=fs, retain=None), "retain"),
         (lambda d, fs, rs: dict(forget=fs, retain=rs, curvature="fd"), "checkpoints"),
         (lambda d, fs, rs: dict(forget=fs, retain=rs, selection="best"), "selection"),

@@ -22,6 +22,7 @@ from .request import (
     eval_mode,
     model_device,
     output_classes,
+    preserved_rng,
     validate_classes,
 )
 from .timing import StageTimer
@@ -46,5 +47,6 @@ __all__ = [
     "eval_mode",
     "model_device",
     "output_classes",
+    "preserved_rng",
     "validate_classes",
 ]

@@ -20,6 +20,10 @@ from typing import Annotated, Any, Literal, Optional, Union
 _UNIONS = (Union, getattr(types, "UnionType", Union))
 
 
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @dataclass(frozen=True)
 class Range:
     """Bounds of a number; `low_open`/`high_open` exclude the bound itself."""
@@ -37,9 +41,9 @@ class Range:
     def __str__(self) -> str:
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            parts.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
         if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+            parts.append(f"{'<' if self.high_open else '<='} {_number(self.high)}")
         return " and ".join(parts)
 
 
@@ -135,7 +139,10 @@ def check_option(name: str, value: Any, annotation: Any) -> None:
         raise ValueError(f"{name} must be {bounds}, got {value!r}")
 
 
+INT64 = Range(-(2**63), 2**63 - 1)
+
+
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """A seed is an int (not a bool); returns it as a Python int."""
-    check_option(name, seed, int)
+    """A seed is an int64 (not a bool); returns it as a Python int."""
+    check_option(name, seed, Annotated[int, INT64])
     return int(seed)

@@ -130,6 +130,17 @@ def eval_mode(model: Optional[nn.Module]) -> Iterator[None]:
             module.training = mode
 
 
+@contextmanager
+def preserved_rng(model: nn.Module) -> Iterator[None]:
+    """Restores torch's global RNG state (the CPU's and that of the CUDA devices
+    `model` is on) after the block: reading a DataLoader or a random layer
+    draws from it, and a call of the library leaves the caller's stream as it was."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    devices = sorted({t.device.index or 0 for t in tensors if t.is_cuda})
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
 def output_classes(model: nn.Module, sample: torch.Tensor, name: str) -> int:
     """Number of model outputs, from one forward pass on a single input."""
     try:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .. import data as data_module
-from .._core import Split
+from .._core import Split, check_seed
 from ..training import TRAINING_DEFAULTS, train, train_mnemonic
 from .runner import PerMethod, compare, resolve_methods
 
@@ -58,6 +58,7 @@ def digits_request(
 ) -> Request:
     """A request on the digits training split: `forget_samples` random samples
     (seeded), the given `forget_indices`, or every sample of `forget_class`."""
+    seed = check_seed(seed)
     given = [v is not None for v in (forget_samples, forget_indices, forget_class)]
     if sum(given) != 1:
         raise ValueError("give exactly one of forget_samples, forget_indices and forget_class")

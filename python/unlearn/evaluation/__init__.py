@@ -25,6 +25,7 @@ from .._core import (
     eval_mode,
     model_device,
     output_classes,
+    preserved_rng,
     validate_classes,
 )
 from . import attacks as _attacks  # the `attacks` argument of evaluate() shadows the module name
@@ -77,7 +78,7 @@ def evaluate(
     the other classes and on the forgotten ones.
     """
     _check_arguments(model, reference, l2, attacks, seed)
-    with eval_mode(model), eval_mode(reference):
+    with eval_mode(model), eval_mode(reference), preserved_rng(model):
         splits = _checked_splits(model, reference, forget=forget, retain=retain, test=test)
         out = {name: metrics.outputs(model, split) for name, split in splits.items()}
         scores = {f"acc_{name}": out[name].accuracy for name in ("retain", "forget", "test")}

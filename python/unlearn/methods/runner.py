@@ -23,6 +23,7 @@ from .._core import (
     check_seed,
     class_request,
     output_classes,
+    preserved_rng,
     validate_classes,
 )
 from .registry import NEEDS, Method, get
@@ -60,8 +61,8 @@ def _request(
     return forget_split, retain_split, forget_classes
 
 
-def _cuda_devices(model: nn.Module) -> list[int]:
-    return sorted({t.device.index or 0 for t in itertools.chain(model.parameters(), model.buffers()) if t.is_cuda})
+def _brief(value: Any) -> str:
+    return f"<tensor {tuple(value.shape)}>" if isinstance(value, torch.Tensor) else repr(value)
 
 
 def _check_finite(spec: Method, model: nn.Module, options: dict[str, Any]) -> None:
@@ -69,7 +70,7 @@ def _check_finite(spec: Method, model: nn.Module, options: dict[str, Any]) -> No
     tensors = itertools.chain(model.named_parameters(), model.named_buffers())
     bad = [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
-        given = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "the defaults"
+        given = ", ".join(f"{k}={_brief(v)}" for k, v in options.items()) or "the defaults"
         raise ValueError(
             f"{spec.name} produced non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} with "
             f"{given}; the model was not changed. Options that set its steps: "
@@ -105,14 +106,13 @@ def forget(
     spec.check_options(options)
     if "mnemonic_codes" in spec.needs and options.get("codes") is None:
         raise ValueError(f"codes: {spec.name} needs {NEEDS['mnemonic_codes']}")
-    forget_split, retain_split, classes = _request(spec, model, forget, retain, forget_classes)
-
-    work = copy.deepcopy(model)
-    start = time.perf_counter()
-    # The method draws from its own seeded generators: the caller's RNG state is left as it was.
-    with torch.random.fork_rng(devices=_cuda_devices(model)):
+    # Methods draw from their own seeded generators; the caller's RNG stream is left as it was.
+    with preserved_rng(model):
+        forget_split, retain_split, classes = _request(spec, model, forget, retain, forget_classes)
+        work = copy.deepcopy(model)
+        start = time.perf_counter()
         report = spec.fn(work, forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed, **options)
-    seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
     _check_finite(spec, work, options)
     if inplace:
         model.load_state_dict(work.state_dict())
