@@ -5,31 +5,33 @@
 
 #include <optional>
 
+#include "common/exact_sum.h"
 #include "common/ranks.h"
 
 namespace unlearn {
 
 // T(y, z | x) from the neighbours M (joint space) and N (x space), or T(y, z)
-// when N is absent. Sums are exact int64; the ratio is taken in float64 and
-// returned as a 0-d tensor of `dtype`. A conditional denominator of 0 gives 1.
+// when N is absent. Every term is an int64 (n^2 fits: ops/checks.h,
+// kMaxRankRows); the numerator and denominator are summed exactly (they reach
+// n^3, past int64), each rounded once to float64, and their ratio is returned
+// as a 0-d tensor of `dtype` on the ranks' device. A conditional denominator of
+// 0 gives 1.
 inline at::Tensor codec_from_neighbors(const Ranks& r, const at::Tensor& m, const std::optional<at::Tensor>& nx,
                                        at::ScalarType dtype) {
   const auto& R = r.up;
   const auto r_m = at::minimum(R, R.index_select(0, m));
-  at::Tensor num, den;
+  double ratio = 1;
   if (nx.has_value()) {
     const auto r_n = at::minimum(R, R.index_select(0, *nx));
-    num = (r_m - r_n).sum();
-    den = (R - r_n).sum();
-    return at::where(den == 0, at::ones({}, num.options().dtype(at::kDouble)),
-                     num.to(at::kDouble) / den.to(at::kDouble))
-        .to(dtype);
+    const __int128 num = exact_sum(r_m - r_n), den = exact_sum(R - r_n);
+    if (den != 0) ratio = static_cast<double>(num) / static_cast<double>(den);
+  } else {
+    const auto& L = r.down;
+    const int64_t n = R.size(0);
+    const __int128 num = exact_sum(n * r_m - L * L), den = exact_sum(L * (n - L));
+    ratio = static_cast<double>(num) / static_cast<double>(den);
   }
-  const auto& L = r.down;
-  const int64_t n = R.size(0);
-  num = (n * r_m - L * L).sum();
-  den = (L * (n - L)).sum();
-  return (num.to(at::kDouble) / den.to(at::kDouble)).to(dtype);
+  return at::scalar_tensor(ratio, R.options().dtype(at::kDouble)).to(dtype);
 }
 
 // codec(y, z, x): T(y, z | x), or T(y, z) when x is absent, with the

@@ -3,11 +3,14 @@
 // A block is dense (H_b, d x d) or a low-rank factor (U_b, m x d, H_b = U_b^T U_b / m).
 // Blocks of the same kind and shape are stacked and solved in one batched call:
 // Cholesky for dense blocks and for factors with m >= d; the Woodbury identity
-//   (damping I + U^T U / m)^-1 g = (g - U^T (m damping I + U U^T)^-1 U g) / damping
+//   (damping I + U^T U / m)^-1 g = (g - U^T (damping I + U U^T / m)^-1 U g / m) / damping
 // for factors with m < d, which costs O(m^2 d) instead of O(d^3). A float32
 // block with a float64 g has its product (U U^T or U^T U) formed in float32,
 // as accurate as its own entries and twice as fast, and everything else in
-// float64. Written with ATen ops only, so the same code serves every device.
+// float64. A dense block is taken as symmetric: only its lower triangle
+// (diagonal included) is read, by the kernel and by the twin. A block whose
+// factorisation fails or whose solution is not finite is refused, naming it.
+// Written with ATen ops only, so the same code serves every device.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -19,12 +22,19 @@
 namespace unlearn {
 namespace {
 
-// Cholesky factors of a batch of SPD matrices; lowers `first_bad` to the
-// smallest block id whose factorisation failed.
+// Lowers `first_bad` to the smallest block id of `ids` whose entry of `bad`
+// (a boolean per batch member) is set.
+void note_bad(const at::Tensor& bad, const std::vector<int64_t>& ids, int64_t& first_bad) {
+  const auto where = at::nonzero(bad);
+  if (where.numel() > 0) first_bad = std::min(first_bad, ids[where[0][0].item<int64_t>()]);
+}
+
+// Cholesky factors of a batch of SPD matrices (their lower triangles are
+// read); lowers `first_bad` to the smallest block id whose factorisation
+// failed.
 at::Tensor cholesky(const at::Tensor& a, const std::vector<int64_t>& ids, int64_t& first_bad) {
   auto [factor, info] = at::linalg_cholesky_ex(a);
-  const auto bad = at::nonzero(info != 0);
-  if (bad.numel() > 0) first_bad = std::min(first_bad, ids[bad[0][0].item<int64_t>()]);
+  note_bad(info != 0, ids, first_bad);
   return factor;
 }
 
@@ -54,23 +64,30 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
     const auto r = at::stack(rhs).unsqueeze(-1);  // (B, d, 1)
     at::Tensor x;
     if (factored && m < d) {
-      auto inner = at::matmul(stored, stored.transpose(1, 2)).to(g.scalar_type());  // U U^T, (B, m, m)
-      inner.diagonal(0, 1, 2).add_(static_cast<double>(m) * damping);
+      // U U^T / m, (B, m, m): scaled like U^T U / m, so adding the damping
+      // overflows only where the twin's (U^T U / m + damping I) does.
+      auto inner = at::matmul(stored, stored.transpose(1, 2)).to(g.scalar_type()) / static_cast<double>(m);
+      inner.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(inner, ids, first_bad);
       const auto w = at::cholesky_solve(at::matmul(a, r), factor);
-      x = (r - at::matmul(a.transpose(1, 2), w)) / damping;
+      x = (r - at::matmul(a.transpose(1, 2), w) / static_cast<double>(m)) / damping;
     } else {
       auto h = factored ? at::matmul(stored.transpose(1, 2), stored).to(g.scalar_type()) / static_cast<double>(m)
                         : a.clone();
       h.diagonal(0, 1, 2).add_(damping);
       x = at::cholesky_solve(r, cholesky(h, ids, first_bad));
     }
+    // A factorisation that passed can still be too ill-conditioned for the
+    // dtype (a damping lost in rounding, a Woodbury division by a tiny
+    // damping): refused like a failed one, as the twin refuses it.
+    note_bad(at::logical_not(at::isfinite(x)).flatten(1).any(1), ids, first_bad);
     for (size_t t = 0; t < ids.size(); ++t) out.narrow(0, offsets[ids[t]], d).copy_(x[t].squeeze(-1));
   }
   if (first_bad < static_cast<int64_t>(blocks.size())) {
     const int64_t d = blocks[first_bad].size(1);
     TORCH_CHECK_VALUE(false, "block_solve: block ", first_bad, " (", low_rank[first_bad] ? "low-rank" : "dense", ", ",
-                      d, " x ", d, ") is not positive definite after damping ", damping);
+                      d, " x ", d, ") is not positive definite after damping ", python_repr(damping),
+                      " (or too ill-conditioned for a finite solution)");
   }
   return out;
 }

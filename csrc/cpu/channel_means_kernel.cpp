@@ -11,7 +11,7 @@ namespace {
 // and written straight into columns [column, column + C) of `out`.
 void channel_means_cpu(const at::Tensor& act, at::Tensor& out, int64_t column) {
   check_channel_means(act, out, column);
-  const auto src = act.contiguous();
+  const auto src = channel_means_input(act, out);
   const int64_t n = src.size(0), c = src.size(1), positions = src.numel() / std::max<int64_t>(n * c, 1);
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "channel_means_cpu", [&] {
     const scalar_t* in = src.data_ptr<scalar_t>();

@@ -80,16 +80,17 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   T* out_scores = scores.data_ptr<T>();
 
   // Step 1: unconditional T(y, f_j) = (n num_j - sum L^2) / sum L (n - L).
+  // num_j <= n^2 fits in int64; the sums over rows reach n^3: 128 bits.
   std::vector<int64_t> num(p);
   score_single_columns(cols, n, p, R, state, 0, n, num.data());
-  int64_t sum_l2 = 0, den_u = 0;
+  __int128 sum_l2 = 0, den_u = 0;
   for (int64_t i = 0; i < n; ++i) {
-    sum_l2 += L[i] * L[i];
-    den_u += L[i] * (n - L[i]);
+    sum_l2 += static_cast<__int128>(L[i]) * L[i];
+    den_u += static_cast<__int128>(L[i]) * (n - L[i]);
   }
   std::vector<char> none(p, 0);
   const int64_t first = best_column(num, none);
-  const double t1 = static_cast<double>(n * num[first] - sum_l2) / static_cast<double>(den_u);
+  const double t1 = static_cast<double>(static_cast<__int128>(n) * num[first] - sum_l2) / static_cast<double>(den_u);
   if (stop_early && t1 <= 0) return;
   out_order[0] = first;
   out_scores[0] = static_cast<T>(t1);

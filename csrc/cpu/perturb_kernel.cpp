@@ -9,7 +9,7 @@ namespace unlearn {
 namespace {
 
 at::Tensor perturb_cpu(const at::Tensor& x, int64_t copies, double sigma, int64_t seed) {
-  check_perturb(x, copies, sigma);
+  check_perturb(x, copies, sigma, physical_memory_bytes());
   const auto src = x.contiguous();
   auto out = empty_copies(src, copies);
   const int64_t numel = src.numel();

@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(kThreads)
 void channel_means_cuda(const at::Tensor& act, at::Tensor& out, int64_t column) {
   check_channel_means(act, out, column);
   const c10::cuda::CUDAGuard guard(act.device());
-  const auto src = act.contiguous();
+  const auto src = channel_means_input(act, out);
   const int64_t rows = src.size(0) * src.size(1);
   const int64_t positions = src.numel() / rows;
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "channel_means_cuda", [&] {

@@ -34,6 +34,7 @@
 #include <limits>
 #include <vector>
 
+#include "common/exact_sum.h"
 #include "common/ranks.h"
 #include "common/tie_key.h"
 #include "ops/codec_select.h"
@@ -290,8 +291,8 @@ __global__ void add_column_kernel(T* __restrict__ cache, const T* __restrict__ c
 // Row blocks of step_kernel's grid (its y dimension, at most 65535).
 int64_t step_row_blocks(int64_t n) {
   const int64_t row_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
-  TORCH_CHECK(row_blocks <= 65535, "codec_select: CUDA kernel supports at most ", 65535 * kRowsPerBlock, " rows, got ",
-              n);
+  TORCH_CHECK_VALUE(row_blocks <= 65535, "codec_select: features has ", n, " rows, but the CUDA kernel takes at most ",
+                    65535 * kRowsPerBlock);
   return row_blocks;
 }
 
@@ -425,16 +426,17 @@ void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max
   const Ranks ranks = max_ranks(y);
   const auto R = ranks.up.contiguous();
   const auto& L = ranks.down;
+  // sum R <= n^2 fits in int64; the step-1 sums reach n^3: summed exactly.
   const int64_t sum_r = R.sum().item<int64_t>();
-  const int64_t sum_l2 = (L * L).sum().item<int64_t>();
-  const int64_t den_u = (L * (n - L)).sum().item<int64_t>();
+  const __int128 sum_l2 = exact_sum(L * L);
+  const __int128 den_u = exact_sum(L * (n - L));
 
   const bool use_cache = static_cast<double>(n) * n * sizeof(T) <= max_cache_bytes;
   Selector<T> selector(features, R, max_select, row_blocks, state, use_cache);
 
   // Step 1: unconditional T(y, f_j) = (n num_j - sum L^2) / sum L (n - L).
   const Pick first = selector.first_step();
-  const double t1 = static_cast<double>(n * first.num - sum_l2) / static_cast<double>(den_u);
+  const double t1 = static_cast<double>(static_cast<__int128>(n) * first.num - sum_l2) / static_cast<double>(den_u);
   if (stop_early && t1 <= 0) return;
   order.push_back(first.column);
   scores.push_back(t1);

@@ -1,9 +1,14 @@
 // perturb on CUDA: one thread per output element, the same counter-based
 // normal draws as the CPU kernel (common/counter_rng.h).
 #include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
 #include <torch/library.h>
+
+#include <algorithm>
+#include <limits>
 
 #include "common/counter_rng.h"
 #include "ops/perturb.h"
@@ -21,8 +26,12 @@ __global__ void perturb_kernel(const T* __restrict__ in, T* __restrict__ out, in
 }
 
 at::Tensor perturb_cuda(const at::Tensor& x, int64_t copies, double sigma, int64_t seed) {
-  check_perturb(x, copies, sigma);
   const c10::cuda::CUDAGuard guard(x.device());
+  size_t free_bytes = 0, total_bytes = 0;  // of x's device (torch.cuda.mem_get_info in the twin)
+  C10_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const auto memory =
+      static_cast<int64_t>(std::min<size_t>(total_bytes, static_cast<size_t>(std::numeric_limits<int64_t>::max())));
+  check_perturb(x, copies, sigma, memory);
   const auto src = x.contiguous();
   auto out = empty_copies(src, copies);
   const int64_t total = out.numel();

@@ -18,7 +18,7 @@ inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double
   check_finite_nonnegative("block_solve", "damping", damping);
   TORCH_CHECK_VALUE(g.dim() == 1, "block_solve: g must be a 1-D tensor, got ", g.dim(), " dimensions");
   check_float("block_solve", "g", g);
-  int64_t total = 0;
+  __int128 total = 0;  // blocks (expanded views, say) may cover more than int64 counts
   for (size_t b = 0; b < blocks.size(); ++b) {
     const auto& a = blocks[b];
     TORCH_CHECK_VALUE(a.dim() == 2 && a.size(1) > 0 && a.size(0) > 0, "block_solve: block ", b,
@@ -32,11 +32,23 @@ inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double
                       a.size(0), " < size ", a.size(1), ", so it needs damping > 0");
     total += a.size(1);
   }
-  TORCH_CHECK_VALUE(g.size(0) == total, "block_solve: g has ", g.size(0), " entries but the blocks cover ", total,
-                    " parameters");
+  TORCH_CHECK_VALUE(g.size(0) == total, "block_solve: g has ", g.size(0), " entries but the blocks cover ",
+                    to_string(total), " parameters");
   check_finite("block_solve", "g", g);
   for (size_t b = 0; b < blocks.size(); ++b) {
     check_finite("block_solve", ("block " + std::to_string(b)).c_str(), blocks[b]);
+  }
+  // A factor with m < d leaves the damping as the smallest eigenvalue: lost
+  // in rounding next to the largest diagonal entry of U^T U / m, the damped
+  // matrix is singular in g's dtype (the twin's Cholesky then passes or fails
+  // on rounding noise). Computed with the twin's very tensor ops.
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const auto& a = blocks[b];
+    if (!low_rank[b] || a.size(0) >= a.size(1)) continue;
+    const auto largest = (a.to(g.scalar_type()).square().sum(0) / static_cast<double>(a.size(0))).max();
+    TORCH_CHECK_VALUE(!(largest + damping == largest).item<bool>(), "block_solve: block ", b, " has rank ", a.size(0),
+                      " < size ", a.size(1), ", so it needs a damping not lost in rounding next to its largest ",
+                      "diagonal entry ", python_repr(largest.item<double>()), ", got ", python_repr(damping));
   }
 }
 

@@ -9,9 +9,9 @@
 namespace unlearn {
 
 inline void check_codec(const at::Tensor& y, const at::Tensor& z, const std::optional<at::Tensor>& x) {
-  check_points("codec", "z", z);
+  check_points("codec", "z", z, kMaxRankRows);
   if (x.has_value()) {
-    check_points("codec", "x", *x);
+    check_points("codec", "x", *x, kMaxRankRows);
     check_same_rows("codec", "x", *x, "z", z);
   }
   check_response("codec", "y", y, z.size(0));

@@ -8,7 +8,7 @@ namespace unlearn {
 
 inline void check_codec_select(const at::Tensor& y, const at::Tensor& features, int64_t max_select,
                                int64_t max_cache_bytes) {
-  check_points("codec_select", "features", features);
+  check_points("codec_select", "features", features, kMaxRankRows);
   check_response("codec_select", "y", y, features.size(0));
   check_same_device("codec_select", "y", y, "features", features);
   const int64_t p = features.size(1);

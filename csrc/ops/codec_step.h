@@ -10,7 +10,7 @@ namespace unlearn {
 
 inline void check_codec_step(const at::Tensor& y, const at::Tensor& candidates, const at::Tensor& selected,
                              int64_t row_begin, int64_t row_end, const std::optional<at::Tensor>& cache) {
-  check_points("codec_step", "candidates", candidates);
+  check_points("codec_step", "candidates", candidates, kMaxRankRows);
   const int64_t n = candidates.size(0);
   check_response("codec_step", "y", y, n);
   check_same_device("codec_step", "y", y, "candidates", candidates);
@@ -28,6 +28,12 @@ inline void check_codec_step(const at::Tensor& y, const at::Tensor& candidates, 
                       ", ", n, "), got ", c.sizes());
     TORCH_CHECK_VALUE(c.scalar_type() == candidates.scalar_type() && c.device() == candidates.device(),
                       "codec_step: cache must have the dtype and device of candidates");
+    // The row scans gather the distances in increasing tiers: a NaN or -inf is
+    // never gathered (the scan would not end), and squared distances are >= 0.
+    // +inf is a squared distance past the dtype's range, as D_S itself holds.
+    TORCH_CHECK_VALUE(!at::isnan(c).any().item<bool>(), "codec_step: cache contains NaN values");
+    TORCH_CHECK_VALUE(!(c < 0).any().item<bool>(),
+                      "codec_step: cache has negative values, but squared distances are >= 0");
   }
 }
 

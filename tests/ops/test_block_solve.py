@@ -10,6 +10,7 @@ from tests.devices import cuda_only, on_devices
 from unlearn.ops import reference
 
 block_solve = torch.ops.unlearn.block_solve
+f64 = torch.float64
 
 
 def _blocks(gen, dtype=torch.float64):
@@ -90,6 +91,87 @@ def test_bad_input(gen, case, match):
     for fn in (block_solve, reference.block_solve):
         with pytest.raises(ValueError, match=match):
             fn(blocks, g, damping, low_rank)
+
+
+def _messages(blocks, g, damping, low_rank):
+    """The ValueError texts of the op and the twin on the same arguments."""
+    texts = []
+    for fn in (block_solve, reference.block_solve):
+        with pytest.raises(ValueError) as error:
+            fn(blocks, g, damping, low_rank)
+        texts.append(str(error.value))
+    return texts
+
+
+@pytest.mark.parametrize(
+    "dtype, damping", [(torch.float64, 1e-320), (torch.float64, 5e-324), (torch.float32, 1e-40), (torch.float32, 1e-45)]
+)
+def test_refuses_a_damping_lost_in_rounding_like_the_twin(gen, dtype, damping):
+    """A low-rank factor with m < d and a damping below the dtype's resolution:
+    the Woodbury path divided by the damping and returned inf."""
+    u = torch.randn(3, 5, generator=gen, dtype=dtype)
+    g = torch.randn(5, generator=gen, dtype=dtype)
+    largest = float((u.square().sum(0) / 3).max())
+    ours, twin = _messages([torch.eye(2, dtype=dtype), u], torch.cat([g[:2], g]), damping, [False, True])
+    want = (
+        "block_solve: block 1 has rank 3 < size 5, so it needs a damping not lost in rounding next to its "
+        f"largest diagonal entry {largest}, got {damping}"
+    )
+    assert ours == twin == want
+
+
+def test_refuses_a_solution_past_the_dtype(gen):
+    """A positive definite block whose solution overflows: refused, not inf."""
+    blocks = [torch.eye(2, dtype=torch.float64), torch.tensor([[1e-300]], dtype=torch.float64)]
+    g = torch.tensor([1.0, 2.0, 1e300], dtype=torch.float64)
+    ours, twin = _messages(blocks, g, 0.0, [False, False])
+    assert ours == twin and ours.startswith("block_solve: block 1 (dense, 1 x 1) is not positive definite")
+
+
+@pytest.mark.parametrize("dtype, damping", [(torch.float64, 1e308), (torch.float32, 1e38)])
+def test_huge_damping_solves_like_the_twin(gen, dtype, damping):
+    """(U U^T / m + damping I) does not overflow where the twin's matrix does not."""
+    u = torch.randn(8, 30, generator=gen, dtype=dtype)
+    g = torch.randn(30, generator=gen, dtype=dtype)
+    ours = block_solve([u], g, damping, [True])
+    assert torch.isfinite(ours).all()
+    torch.testing.assert_close(ours, reference.block_solve([u], g, damping, [True]))
+
+
+def test_dense_blocks_are_read_by_their_lower_triangle(gen):
+    """Documented: a dense block is taken as symmetric, its lower triangle read
+    (the twin once solved with the whole matrix and disagreed with the op)."""
+    a = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    spd = a @ a.T + torch.eye(6, dtype=torch.float64)
+    skewed = spd + torch.randn(6, 6, generator=gen, dtype=torch.float64).triu(1)  # upper triangle changed
+    g = torch.randn(6, generator=gen, dtype=torch.float64)
+    want = torch.linalg.solve(spd + 0.1 * torch.eye(6, dtype=torch.float64), g)
+    for fn in (block_solve, reference.block_solve):
+        torch.testing.assert_close(fn([skewed], g, 0.1, [False]), want, rtol=1e-10, atol=1e-12)
+
+
+def test_layouts_work(gen):
+    u = torch.randn(30, 8, generator=gen, dtype=torch.float64)
+    dense = (lambda m: m @ m.T + torch.eye(5, dtype=torch.float64))(torch.randn(5, 5, generator=gen, dtype=f64))
+    g = torch.randn(30 + 8 + 5 + 3, generator=gen, dtype=torch.float64)
+    blocks = [u.t(), u[::2, :], dense.t(), torch.ones(1, 3, dtype=torch.float64).expand(4, 3)]
+    low_rank = [True, True, False, True]
+    ours = block_solve(blocks, g[::1], 0.1, low_rank)
+    torch.testing.assert_close(ours, block_solve([b.contiguous() for b in blocks], g, 0.1, low_rank), rtol=0, atol=0)
+    torch.testing.assert_close(ours, reference.block_solve(blocks, g, 0.1, low_rank), rtol=0, atol=1e-9)
+    strided_g = torch.stack([g, g], dim=1)[:, 0]
+    assert torch.equal(block_solve(blocks, strided_g, 0.1, low_rank), ours)
+
+
+def test_messages_are_the_twins():
+    """Numbers are written as Python writes them, and counts past int64 exactly."""
+    u = torch.randn(4, 6, dtype=torch.float64)
+    for damping in (-1.0, -0.1 - 0.2, -1e-5, -1e16, float("nan"), float("inf")):
+        ours, twin = _messages([u], torch.zeros(6, dtype=torch.float64), damping, [True])
+        assert ours == twin and "damping must be finite and >= 0" in ours
+    wide = torch.zeros(1, 1, dtype=torch.float64).expand(1, 2**62)  # a view: no memory
+    ours, twin = _messages([wide] * 3, torch.zeros(3, dtype=torch.float64), 0.1, [True] * 3)
+    assert ours == twin == "block_solve: g has 3 entries but the blocks cover 13835058055282163712 parameters"
 
 
 @on_devices

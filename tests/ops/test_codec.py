@@ -4,6 +4,11 @@ bad input, and on every device against the CPU kernel and the twin."""
 from __future__ import annotations
 
 import math
+import os
+import random
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -172,3 +177,153 @@ def test_matches_on_random_data(gen, device, dtype, conditional):
     out = float(op(y.to(device), z.to(device), None if x is None else x.to(device), 3))
     assert abs(out - float(op(y, z, x, 3))) <= TOL[dtype]
     assert abs(out - float(reference.codec(y, z, x, 3))) <= TOL[dtype]
+
+
+# Exact sums: the numerator and denominator of T(y, z) reach n^3 and passed
+# int64 above n of about 3.8 million (T came out above 1). ------------------------
+
+
+def _craft(rng: random.Random, count: int) -> list[int]:
+    """int64 values crowded at the edges of the range, where sums overflow."""
+    edges = [2**63 - 1, -(2**63), 2**63 - 2, -(2**63) + 1, 2**32 - 1, -(2**32), 2**31, 0, -1, 1]
+    return [rng.choice(edges) if rng.random() < 0.5 else rng.randrange(-(2**63), 2**63) for _ in range(count)]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 2**30])
+def test_kernel_accumulator_is_exact(chunk):
+    """common/exact_sum.h through its test hook: exact 128-bit sums of int64
+    entries in chunks, and their rounding to float64 is Python's float(int)."""
+    rng = random.Random(chunk)
+    for count in (0, 1, 2, 5, 100, 1000):
+        values = _craft(rng, count)
+        hi, lo, rounded = torch.ops.unlearn_testing.exact_sum(torch.tensor(values, dtype=torch.int64), chunk)
+        exact = sum(values)
+        assert hi * 2**64 + (lo & (2**64 - 1)) == exact
+        assert rounded == float(exact)
+    big = torch.full((40, 25), 2**63 - 1, dtype=torch.int64)  # 2-D, 1000 x the largest int64
+    hi, lo, _ = torch.ops.unlearn_testing.exact_sum(big, chunk)
+    assert hi * 2**64 + (lo & (2**64 - 1)) == 1000 * (2**63 - 1)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64, 2**30])
+def test_twin_accumulator_is_exact(chunk):
+    from unlearn.ops.ranks import exact_sum
+
+    rng = random.Random(chunk)
+    for count in (0, 1, 2, 5, 100, 1000):
+        values = _craft(rng, count)
+        assert exact_sum(torch.tensor(values, dtype=torch.int64), chunk) == sum(values)
+
+
+def test_twin_ratio_is_exact_past_int64():
+    """The twin's T from crafted rank vectors whose sums pass int64 (numbers
+    that only real inputs of billions of rows produce): the numerator and the
+    denominator exact, each rounded once."""
+    from unlearn.ops.reference.codec import codec_from_neighbors
+
+    k = 8
+    up = torch.tensor([3_000_000_000 - 17 * i for i in range(k)], dtype=torch.int64)
+    down = torch.tensor([2_900_000_000 + 13 * i for i in range(k)], dtype=torch.int64)
+    m = torch.tensor([(i + 1) % k for i in range(k)])
+    nx = torch.tensor([(i + 3) % k for i in range(k)])
+    U, D, M, N = up.tolist(), down.tolist(), m.tolist(), nx.tolist()
+    r_m = [min(U[i], U[M[i]]) for i in range(k)]
+    num = sum(k * r_m[i] - D[i] * D[i] for i in range(k))  # about -7e19: past int64
+    den = sum(D[i] * (k - D[i]) for i in range(k))
+    assert num < -(2**63) and den < -(2**63)
+    assert float(codec_from_neighbors(up, down, m, None, torch.float64)) == float(num) / float(den)
+    r_n = [min(U[i], U[N[i]]) for i in range(k)]
+    num, den = sum(r_m[i] - r_n[i] for i in range(k)), sum(U[i] - r_n[i] for i in range(k))
+    assert float(codec_from_neighbors(up, down, m, nx, torch.float64)) == float(num) / float(den)
+
+
+def exact_t_of_squares(n: int) -> float:
+    """T(y, z) for z = (0, 1, 4, ..., (n-1)^2) in any order and y = z: no ties,
+    every point's nearest neighbour is the next smaller one (the first's is the
+    second), so sum min(R_i, R_M(i)) = n(n+1)/2 - (n-1); exact in Python ints."""
+    sum_l2 = n * (n + 1) * (2 * n + 1) // 6
+    num = n * (n * (n + 1) // 2 - (n - 1)) - sum_l2
+    den = n * n * (n + 1) // 2 - sum_l2
+    return float(num) / float(den)
+
+
+def squares(n: int, seed: int) -> torch.Tensor:
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order.double().square()[:, None]  # exact in float64 up to n of 9e7
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 1000])
+def test_exact_value_on_squares(n):
+    z = squares(n, n)
+    want = exact_t_of_squares(n)
+    assert float(op(z[:, 0], z, None, 0)) == want == float(reference.codec(z[:, 0], z, None, 0))
+
+
+SLOW = pytest.mark.skipif(os.environ.get("UNLEARN_SLOW_TESTS") != "1", reason="set UNLEARN_SLOW_TESTS=1 to run")
+
+
+@pytest.mark.slow
+@SLOW
+def test_exact_at_four_million_rows():
+    """n = 4e6 (sums near 1e19): T is the exact value, below 1 (was 1.0000010)."""
+    n = 4_000_000
+    z = squares(n, 0)
+    t = float(op(z[:, 0], z, None, 0))
+    assert t == exact_t_of_squares(n) and t < 1
+
+
+# More rows than kMaxRankRows (n^2 past int64), as expanded views that take no
+# memory. Today's check comes before any pass over the values; without it the
+# op scans and sorts billions of values, so it runs in a child interpreter
+# with its address space capped.
+TOO_MANY_ROWS = textwrap.dedent(
+    """
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+    import torch, unlearn
+    from unlearn.ops import reference
+    n = 3037000500
+    y, z = torch.zeros(1).expand(n), torch.zeros(1, 2).expand(n, 2)
+    for args, name in (((y, z, None, 0), "z"), ((y[:2], z[:2], z, 0), "x")):
+        texts = []
+        for fn in (torch.ops.unlearn.codec, reference.codec):
+            try:
+                fn(*args)
+            except ValueError as error:
+                texts.append(str(error))
+        want = f"codec: {name} has 3037000500 rows, more than the 3037000499 whose rank sums are exact in int64"
+        assert texts == [want, want], texts
+    print("refused")
+    """
+)
+
+
+def test_refuses_more_rows_than_exact_sums_allow():
+    run = subprocess.run([sys.executable, "-c", TOO_MANY_ROWS], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "refused" in run.stdout, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("seed", [2**63, 2**64, -(2**63) - 1])
+def test_wrapper_refuses_seeds_beyond_int64(seed):
+    with pytest.raises(ValueError, match=r"codec: seed must fit in int64"):
+        unlearn.ops.codec(Y, Z, seed=seed)
+
+
+def test_seeds_at_the_int64_edges_match_twin(gen):
+    z = integer_points(gen, 200, 2, torch.float64)
+    y = torch.randint(0, 5, (200,), generator=gen).double()
+    for seed in (-(2**63), 2**63 - 1):
+        assert torch.equal(unlearn.ops.codec(y, z, seed=seed), reference.codec(y, z, None, seed))
+
+
+def test_any_layout_gives_the_same_value(gen):
+    y = torch.randn(300, generator=gen, dtype=torch.float64)
+    zx = torch.randn(3, 300, generator=gen, dtype=torch.float64)
+    z, x = zx[:2].t(), zx[2:].t()  # column-major views
+    want = op(y, z.contiguous(), x.contiguous(), 4)
+    assert torch.equal(op(y, z, x, 4), want) and torch.equal(reference.codec(y, z, x, 4), want)
+    strided_y = torch.stack([y, y], dim=1)[:, 0]
+    assert torch.equal(op(strided_y, z, x, 4), want)
+    tied = torch.randn(1, 2, generator=gen, dtype=torch.float64).expand(300, 2)  # expanded: all rows equal
+    assert torch.equal(op(y, tied, None, 4), op(y, tied.contiguous(), None, 4))
+    assert torch.equal(op(y, tied, None, 4), reference.codec(y, tied, None, 4))

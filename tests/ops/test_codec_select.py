@@ -4,13 +4,17 @@ bad input, and on every device against the CPU kernel and the twin."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
 
 import unlearn
-from tests.devices import on_devices
+from tests.devices import cuda_only, on_devices
 from tests.ops.helpers import DTYPES, TOL, draw_seed, integer_points, with_nan
 from unlearn.ops import reference
 
@@ -139,6 +143,110 @@ def test_op_errors(case, impl):
         fn(y, f, k, True, 0, 1 << 30)
 
 
+@pytest.mark.parametrize("impl", ["op", "twin"])
+def test_int_arguments_at_the_int64_edges(impl):
+    fn = op if impl == "op" else reference.codec_select
+    for max_select in (2**63 - 1, -(2**63), -1):
+        with pytest.raises(ValueError, match=r"codec_select: max_select must be between 1 and the number of columns"):
+            fn(Y, F, max_select, True, 0, 1 << 30)
+    with pytest.raises(ValueError, match=r"codec_select: max_cache_bytes must be >= 0, got -9223372036854775808"):
+        fn(Y, F, 2, True, 0, -(2**63))
+    # The largest cache budget and extreme seeds are valid: the same picks as the twin.
+    for seed, budget in ((2**63 - 1, 2**63 - 1), (-(2**63), 0)):
+        _assert_same(fn(Y, F, 3, False, seed, budget), reference.codec_select(Y, F, 3, False, seed, budget))
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("max_select", 2**64), ("seed", 2**63), ("seed", -(2**63) - 1), ("max_cache_bytes", 2**63)],
+)
+def test_wrapper_refuses_ints_beyond_int64(name, value):
+    kwargs = {"max_select": 2, "seed": 0, "max_cache_bytes": 1 << 30, name: value}
+    with pytest.raises(ValueError, match=rf"codec_select: {name} must fit in int64"):
+        unlearn.ops.codec_select(
+            Y, F, kwargs["max_select"], seed=kwargs["seed"], max_cache_bytes=kwargs["max_cache_bytes"]
+        )
+
+
+# More rows than kMaxRankRows (n^2 past int64), as expanded views that take no
+# memory. Today's check comes before any pass over the values; without it the
+# op scans and sorts billions of values, so it runs in a child interpreter
+# with its address space capped.
+TOO_MANY_ROWS = textwrap.dedent(
+    """
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+    import torch, unlearn
+    from unlearn.ops import reference
+    n = 3037000500
+    y, f = torch.zeros(1).expand(n), torch.zeros(1, 2).expand(n, 2)
+    texts = []
+    for fn in (torch.ops.unlearn.codec_select, reference.codec_select):
+        try:
+            fn(y, f, 1, True, 0, 0)
+        except ValueError as error:
+            texts.append(str(error))
+    want = "codec_select: features has 3037000500 rows, more than the 3037000499 whose rank sums are exact in int64"
+    assert texts == [want, want], texts
+    print("refused")
+    """
+)
+
+
+def test_refuses_more_rows_than_exact_sums_allow():
+    run = subprocess.run([sys.executable, "-c", TOO_MANY_ROWS], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "refused" in run.stdout, run.stderr[-2000:]
+
+
+def _exact_first_score_of_squares(n: int) -> float:
+    """T(y, f) for f = (0, 1, 4, ..., (n-1)^2) in any order and y = f: every
+    point's nearest neighbour is the next smaller one (the first's the second)."""
+    sum_l2 = n * (n + 1) * (2 * n + 1) // 6
+    num = n * (n * (n + 1) // 2 - (n - 1)) - sum_l2
+    return float(num) / float(n * n * (n + 1) // 2 - sum_l2)
+
+
+def _squares(n: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(n)).double().square()[:, None]
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 500])
+def test_first_score_is_exact_on_squares(n):
+    f = _squares(n)
+    want = _exact_first_score_of_squares(n)
+    for fn in (op, reference.codec_select):
+        assert float(fn(f[:, 0], f, 1, False, 0, 1 << 30)[1][0]) == want
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("UNLEARN_SLOW_TESTS") != "1", reason="set UNLEARN_SLOW_TESTS=1 to run")
+def test_first_score_exact_at_four_million_rows():
+    """n = 4e6: the first step's sums (near 1e19) pass int64; the score is exact and below 1."""
+    n = 4_000_000
+    f = _squares(n)
+    score = float(op(f[:, 0], f, 1, False, 0, 1 << 30)[1][0])
+    assert score == _exact_first_score_of_squares(n) and score < 1
+
+
+@pytest.mark.parametrize("cache", [1 << 30, 0])
+def test_distances_past_the_dtype_match_twin(gen, cache):
+    """float32 columns whose squared gaps all overflow to inf: ties among the
+    other points in the kernel and the twin alike (never the point itself)."""
+    n, p = 30, 4
+    f = (torch.randperm(n * p, generator=gen).float().view(n, p) - n * p / 2) * 1e20
+    y = torch.randn(n, generator=gen)
+    for seed in range(4):
+        _assert_same(op(y, f, 3, False, seed, cache), reference.codec_select(y, f, 3, False, seed, cache))
+
+
+@cuda_only
+def test_cuda_row_limit_is_a_value_error():
+    n = 65535 * 32 + 1  # one row past the CUDA kernel's grid
+    y = torch.randn(n, dtype=torch.float64, device="cuda")
+    with pytest.raises(ValueError, match=r"codec_select: features has 2097121 rows, but the CUDA kernel takes at most"):
+        op(y, y[:, None], 1, False, 0, 0)
+
+
 @pytest.mark.parametrize("case", [c for c in SELECT_CASES if c != "1-d features in op"])
 def test_foci_wrapper_errors(case):
     y, f, k, name = SELECT_CASES[case]
@@ -232,3 +340,12 @@ def test_stops_when_y_is_determined(device):
     y = f[:, 0].clone()
     out = op(y.to(device), f.to(device), 2, False, 0, 1 << 30)
     _assert_same_on_device(out, op(y, f, 2, False, 0, 1 << 30), device, torch.float32)
+
+
+def test_any_layout_gives_the_same_picks(gen):
+    f = torch.randn(5, 60, generator=gen, dtype=torch.float64).t()  # column-major
+    y = torch.stack([f[:, 1] + 0.1 * f[:, 3], f[:, 0]], dim=1)[:, 0]  # strided
+    want = op(y.contiguous(), f.contiguous(), 3, False, 1, 1 << 30)
+    for cache in (1 << 30, 0):
+        _assert_same(op(y, f, 3, False, 1, cache), want)
+    _assert_same(reference.codec_select(y, f, 3, False, 1, 0), want)

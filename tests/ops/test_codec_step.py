@@ -3,10 +3,14 @@ candidate columns): against its twin, against codec_select, opcheck, errors."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
-import unlearn  # noqa: F401  (registers torch.ops.unlearn)
+import unlearn
 from tests.ops.helpers import draw_seed
 from unlearn.ops import reference
 from unlearn.ops.ranks import max_ranks
@@ -82,6 +86,8 @@ STEP_CASES = {
     ),
     "cache shape": ((Y, F, F[:, :1], 0, 10, 0, torch.zeros(9, 20, dtype=torch.float64)), "cache must hold the rows"),
     "cache dtype": ((Y, F, F[:, :1], 0, 10, 0, torch.zeros(10, 20)), "cache must have the dtype"),
+    "rows at int64's edges": ((Y, F, F[:, :1], -(2**63), 2**63 - 1, 0, None), "rows must satisfy"),
+    "rows beyond n at int64's edge": ((Y, F, F[:, :1], 2**63 - 2, 2**63 - 1, 0, None), "rows must satisfy"),
     "constant y": ((torch.zeros(20, dtype=torch.float64), F, F[:, :1], 0, 20, 0, None), "y is constant"),
 }
 
@@ -93,3 +99,97 @@ def test_errors(case, impl):
     fn = op if impl == "op" else reference.codec_step
     with pytest.raises(ValueError, match=match):
         fn(*args)
+
+
+# A NaN or -inf in the cache once sent the kernel's row scan into an endless
+# loop, and a negative cache was used as given: the checks run in a child
+# interpreter, so a hang is a failed test rather than a stuck suite.
+BAD_CACHES = textwrap.dedent(
+    """
+    import torch, unlearn
+    from unlearn.ops import reference
+    y, f = torch.randn(10, dtype=torch.float64), torch.randn(10, 3, dtype=torch.float64)
+    cases = {
+        "nan": (torch.full((10, 10), float("nan"), dtype=torch.float64), "cache contains NaN values"),
+        "one nan": (torch.zeros(10, 10, dtype=torch.float64).index_fill_(1, torch.tensor([4]), float("nan")),
+                    "cache contains NaN values"),
+        "negative": (-torch.ones(10, 10, dtype=torch.float64), "cache has negative values"),
+        "-inf": (torch.full((10, 10), float("-inf"), dtype=torch.float64), "cache has negative values"),
+    }
+    for name, (cache, match) in cases.items():
+        texts = []
+        for fn in (torch.ops.unlearn.codec_step, reference.codec_step):
+            try:
+                fn(y, f, f[:, :1], 0, 10, 0, cache)
+            except ValueError as error:
+                texts.append(str(error))
+            else:
+                raise AssertionError(f"{name} cache accepted")
+        assert texts[0] == texts[1] and match in texts[0], texts
+    print("refused")
+    """
+)
+
+
+# More rows than kMaxRankRows (n^2 past int64), as expanded views that take no
+# memory. Today's check comes before any pass over the values; without it the
+# op scans and sorts billions of values, so it runs in a child interpreter
+# with its address space capped.
+TOO_MANY_ROWS = textwrap.dedent(
+    """
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+    import torch, unlearn
+    from unlearn.ops import reference
+    n = 3037000500
+    y, f = torch.zeros(1).expand(n), torch.zeros(1, 2).expand(n, 2)
+    texts = []
+    for fn in (torch.ops.unlearn.codec_step, reference.codec_step):
+        try:
+            fn(y, f, f[:, :0], 0, 1, 0, None)
+        except ValueError as error:
+            texts.append(str(error))
+    want = "codec_step: candidates has 3037000500 rows, more than the 3037000499 whose rank sums are exact in int64"
+    assert texts == [want, want], texts
+    print("refused")
+    """
+)
+
+
+def test_refuses_more_rows_than_exact_sums_allow():
+    run = subprocess.run([sys.executable, "-c", TOO_MANY_ROWS], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "refused" in run.stdout, run.stderr[-2000:]
+
+
+def test_refuses_nan_and_negative_cache():
+    run = subprocess.run([sys.executable, "-c", BAD_CACHES], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "refused" in run.stdout, run.stderr[-2000:]
+
+
+def test_inf_cache_and_any_layout_match_twin(gen):
+    """+inf (a squared distance past the dtype's range) is allowed; a cache's
+    strides do not matter; its values are trusted (documented) and used as given."""
+    y, f = _data(gen, 40, 6, torch.float64, False)
+    selected, candidates = f[:, :2], f[:, 2:]
+    cache = _block_cache(selected, range(5, 35))
+    cache[3, 7] = cache[10, :] = float("inf")
+    layouts = {
+        "contiguous": cache,
+        "transposed": cache.t().contiguous().t(),
+        "strided": torch.stack([cache, cache], dim=2)[:, :, 0],
+        "expanded": cache[:1].expand(30, 40),
+        "arbitrary": torch.rand(30, 40, generator=gen, dtype=torch.float64),
+    }
+    for name, c in layouts.items():
+        want = reference.codec_step(y, candidates, selected, 5, 35, 3, c.contiguous())
+        got = op(y, candidates, selected, 5, 35, 3, c)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), name
+
+
+@pytest.mark.parametrize(
+    "name, value", [("row_begin", 2**64), ("row_end", 2**63), ("seed", 2**64), ("seed", -(2**63) - 1)]
+)
+def test_wrapper_refuses_ints_beyond_int64(name, value):
+    kwargs = {"row_begin": 0, "row_end": 20, "seed": 0, name: value}
+    with pytest.raises(ValueError, match=rf"codec_step: {name} must fit in int64"):
+        unlearn.ops.codec_step(Y, F, F[:, :1], kwargs["row_begin"], kwargs["row_end"], seed=kwargs["seed"])

@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
+import unlearn
 from tests.devices import on_devices
 from tests.ops.helpers import DTYPES, draw_seed, integer_points, with_nan
 from unlearn.ops import reference
@@ -77,6 +78,34 @@ def test_errors(impl):
     for bad in bad_inputs:
         with pytest.raises(ValueError, match=r"\bx\b"):
             fn(bad, 0)
+
+
+@on_devices
+@pytest.mark.parametrize("n, d", [(4, 1), (40, 3), (300, 2)])
+def test_distances_past_the_dtype_tie_among_the_other_points(device, n, d):
+    """float32 points 1e20 apart: every squared distance is inf. The kernels
+    tie them among the other points; the twin once let a point be its own
+    neighbour (its inf diagonal tied too)."""
+    x = (torch.randperm(n * d, generator=torch.Generator().manual_seed(n)).float().view(n, d) - n * d / 2) * 1e20
+    rows = torch.arange(n)
+    for seed in range(8):
+        ours, twin = op(x.to(device), seed).cpu(), reference.nearest_neighbor(x, seed)
+        assert torch.equal(ours, twin) and not (ours == rows).any()
+
+
+@pytest.mark.parametrize("seed", [2**63, 2**64, -(2**63) - 1])
+def test_wrapper_refuses_seeds_beyond_int64(seed):
+    with pytest.raises(ValueError, match=r"nearest_neighbor: seed must fit in int64"):
+        unlearn.ops.nearest_neighbor(torch.randn(4, 2), seed=seed)
+
+
+def test_seeds_at_the_int64_edges_and_layouts_match_twin(gen):
+    x = integer_points(gen, 300, 2, torch.float64)
+    for seed in (-(2**63), 2**63 - 1):
+        assert torch.equal(unlearn.ops.nearest_neighbor(x, seed=seed), reference.nearest_neighbor(x, seed))
+    for view in (x.t().contiguous().t(), torch.stack([x, x], dim=2)[:, :, 0], x[:1].expand(5, 2)):
+        assert torch.equal(op(view, 3), op(view.contiguous(), 3))
+        assert torch.equal(op(view, 3), reference.nearest_neighbor(view, 3))
 
 
 # On every device, against the CPU kernel and the twin ----------------------------------------

@@ -20,5 +20,13 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
     blocks in order. A dense block is A itself (d_b x d_b); a low-rank one is
     a factor U (m x d_b) with A = U^T U / m, solved by Woodbury when m < d_b.
     A float32 block forms its product in float32; the solve runs in g's
-    dtype."""
+    dtype.
+
+    Every input is checked (shapes, dtypes, devices, finite values, damping
+    finite and >= 0, and > 0 for a factor with m < d_b; any strides). A dense
+    block is taken as symmetric: only its lower triangle (diagonal included)
+    is read, so a non-symmetric one is solved as its lower triangle mirrored.
+    A block whose damped matrix is not positive definite, or too
+    ill-conditioned for a finite solution in g's dtype (a damping lost in
+    rounding), is refused with a ValueError naming it."""
     return torch.ops.unlearn.block_solve(blocks, g, damping, low_rank)

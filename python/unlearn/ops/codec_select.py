@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._core import check_option, check_seed
+from ._args import int64
 from ._library import declare
 from .reference import codec_select as twin
 
@@ -36,8 +37,19 @@ def codec_select(
     T(y, f_j | picked so far). Returns (columns, scores), each of length
     `max_select`: the picks in order and their T; with `stop_early` the
     selection stops once the best T is <= 0 and the unused places hold -1
-    (and score 0). The squared distances of the picked columns are cached
-    while they fit in `max_cache_bytes`. `unlearn.foci` is the user-facing
-    version."""
+    (and score NaN). The squared distances of the picked columns are cached
+    while they fit in `max_cache_bytes`. Every input is checked as for
+    `codec` (features has at most 3037000499 rows; any strides). The first
+    step's sums reach n^3 and are summed exactly. Trusted: `max_cache_bytes`
+    as a budget; the n x n cache is allocated whenever it fits in it, so a
+    budget past the free memory can exhaust it. `unlearn.foci` is the
+    user-facing version."""
     check_option("stop_early", stop_early, bool)
-    return torch.ops.unlearn.codec_select(y, features, max_select, stop_early, check_seed(seed), max_cache_bytes)
+    return torch.ops.unlearn.codec_select(
+        y,
+        features,
+        int64("codec_select", "max_select", max_select),
+        stop_early,
+        int64("codec_select", "seed", check_seed(seed)),
+        int64("codec_select", "max_cache_bytes", max_cache_bytes),
+    )

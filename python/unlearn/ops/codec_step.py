@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 
 from .._core import check_seed
+from ._args import int64
 from ._library import declare
 from .reference import codec_step as twin
 
@@ -39,5 +40,22 @@ def codec_step(
     and the same sum for `selected` alone (int64 tensors (p,) and ()).
     `cache` may hold those rows of the picked columns' squared distances
     ((row_end - row_begin) x n). Partial sums over row blocks add up to the
-    whole step: the building block of `unlearn.distributed.codec_select`."""
-    return torch.ops.unlearn.codec_step(y, candidates, selected, row_begin, row_end, check_seed(seed), cache)
+    whole step: the building block of `unlearn.distributed.codec_select`.
+
+    Checked: as for `codec` (candidates has at most 3037000499 rows, so
+    every sum fits in int64), `selected` finite with candidates' rows, dtype
+    and device, 0 <= row_begin < row_end <= n, and `cache` of shape
+    (row_end - row_begin, n), candidates' dtype and device, without NaN or
+    negative values (+inf is allowed: a squared distance past the dtype's
+    range). Any strides work. Trusted: that `cache` holds the squared
+    distances of `selected`; any other values are used as given, by the
+    kernel and the twin alike."""
+    return torch.ops.unlearn.codec_step(
+        y,
+        candidates,
+        selected,
+        int64("codec_step", "row_begin", row_begin),
+        int64("codec_step", "row_end", row_end),
+        int64("codec_step", "seed", check_seed(seed)),
+        cache,
+    )

@@ -1,5 +1,6 @@
-"""Twin of unlearn::block_solve: one dense solve per block, no Woodbury; a float32
-block's product is formed in float32, the solve in g's dtype."""
+"""Twin of unlearn::block_solve: one Cholesky solve per block, no Woodbury; a
+float32 block's product is formed in float32, the solve in g's dtype. Only the
+lower triangle of a dense block is read, as by the kernel."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
     if len(low_rank) != len(blocks):
         fail("block_solve", f"low_rank has {len(low_rank)} entries but there are {len(blocks)} blocks")
     if not (math.isfinite(damping) and damping >= 0):
-        fail("block_solve", f"damping must be finite and >= 0, got {damping}")
+        fail("block_solve", f"damping must be finite and >= 0, got {float(damping)}")
     if g.dim() != 1:
         fail("block_solve", f"g must be a 1-D tensor, got {g.dim()} dimensions")
     if g.dtype not in FLOATS:
@@ -43,6 +44,19 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
     for b, a in enumerate(blocks):
         if not bool(torch.isfinite(a).all()):
             fail("block_solve", f"block {b} contains NaN or infinite values")
+    # A factor with m < d leaves the damping as the smallest eigenvalue: lost in
+    # rounding next to the largest diagonal entry of U^T U / m, the damped
+    # matrix is singular in g's dtype (Cholesky then passes or fails on noise).
+    for b, (a, factored) in enumerate(zip(blocks, low_rank)):
+        if not factored or a.shape[0] >= a.shape[1]:
+            continue
+        largest = (a.to(g.dtype).square().sum(0) / float(a.shape[0])).max()
+        if bool(largest + damping == largest):
+            fail(
+                "block_solve",
+                f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs a damping not lost in rounding "
+                f"next to its largest diagonal entry {float(largest)}, got {float(damping)}",
+            )
 
 
 def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> torch.Tensor:
@@ -52,11 +66,16 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
         d = a.shape[1]
         h = (a.T @ a / a.shape[0] if factored else a).to(g.dtype)
         h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
-        if torch.linalg.cholesky_ex(h).info != 0:
+        factor, info = torch.linalg.cholesky_ex(h)  # reads the lower triangle
+        x = torch.cholesky_solve(g[offset : offset + d, None], factor)[:, 0] if info == 0 else None
+        # A factorisation that passed can still be too ill-conditioned for the dtype.
+        if x is None or not bool(torch.isfinite(x).all()):
             kind = "low-rank" if factored else "dense"
-            raise ValueError(
-                f"block_solve: block {b} ({kind}, {d} x {d}) is not positive definite after damping {damping}"
+            fail(
+                "block_solve",
+                f"block {b} ({kind}, {d} x {d}) is not positive definite after damping {float(damping)} "
+                "(or too ill-conditioned for a finite solution)",
             )
-        out.append(torch.linalg.solve(h, g[offset : offset + d]))
+        out.append(x)
         offset += d
     return torch.cat(out)

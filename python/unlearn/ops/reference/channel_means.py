@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import FLOATS, fail
+from .checks import FLOATS, check_no_overlap, fail
 
 
 def check_channel_means(act: torch.Tensor, out: torch.Tensor, column: int) -> None:
@@ -16,7 +16,8 @@ def check_channel_means(act: torch.Tensor, out: torch.Tensor, column: int) -> No
         fail("channel_means", f"out must have shape (N, columns) with N = {act.shape[0]}, got {tuple(out.shape)}")
     if out.dtype != act.dtype or out.device != act.device:
         fail("channel_means", "out must match act's dtype and device")
-    if column < 0 or column + act.shape[1] > out.shape[1]:
+    check_no_overlap("channel_means", "out", out)
+    if not (column >= 0 and act.shape[1] <= out.shape[1] and column <= out.shape[1] - act.shape[1]):
         fail("channel_means", f"column {column} + {act.shape[1]} channels exceeds out's {out.shape[1]} columns")
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ..ranks import max_ranks
-from .checks import check_points, check_response, fail
+from ..ranks import exact_sum, max_ranks
+from .checks import MAX_RANK_ROWS, check_points, check_response, fail
 from .tie_key import argmin_with_ties
 
 
@@ -20,7 +20,7 @@ def check_codec_select(
     """With `columns` (the total p), `features` is one rank's block of the
     columns (2-D, checked by the caller), which may hold none of them."""
     if columns is None or features.shape[1]:
-        check_points("codec_select", "features", features)
+        check_points("codec_select", "features", features, MAX_RANK_ROWS)
     check_response("codec_select", "y", y, features.shape[0])
     if y.device != features.device:
         fail("codec_select", f"y is on {y.device} but features is on {features.device}")
@@ -72,10 +72,12 @@ def codec_select(
             num = _neighbor_rank_sum(up, dist, seed)
             if num > best_num:
                 best_j, best_num = j, num
+        # As the kernels do: integer numerator and denominator (exact, the
+        # first step's reach n^3), each rounded once to a double.
         if chosen:
-            t = (best_num - self_sum) / den
+            t = float(best_num - self_sum) / float(den)
         else:
-            t = (n * best_num - int((down * down).sum())) / int((down * (n - down)).sum())
+            t = float(n * best_num - exact_sum(down * down)) / float(exact_sum(down * (n - down)))
         if stop_early and t <= 0:
             break
         order[step], scores[step] = best_j, t

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..ranks import max_ranks
-from .checks import check_points, check_response, check_same_rows, fail
+from .checks import MAX_RANK_ROWS, check_points, check_response, check_same_rows, fail
 from .tie_key import argmin_with_ties
 
 
@@ -22,7 +22,7 @@ def check_codec_step(
     row_end: int,
     cache: torch.Tensor | None,
 ) -> None:
-    check_points("codec_step", "candidates", candidates)
+    check_points("codec_step", "candidates", candidates, MAX_RANK_ROWS)
     n = candidates.shape[0]
     check_response("codec_step", "y", y, n)
     if y.device != candidates.device:
@@ -43,6 +43,13 @@ def check_codec_step(
             )
         if cache.dtype != candidates.dtype or cache.device != candidates.device:
             fail("codec_step", "cache must have the dtype and device of candidates")
+        # The kernel's row scans gather the distances in increasing tiers: a NaN
+        # or -inf is never gathered (the scan would not end), and squared
+        # distances are >= 0. +inf is a squared distance past the dtype's range.
+        if bool(torch.isnan(cache).any()):
+            fail("codec_step", "cache contains NaN values")
+        if bool((cache < 0).any()):
+            fail("codec_step", "cache has negative values, but squared distances are >= 0")
 
 
 def codec_step(

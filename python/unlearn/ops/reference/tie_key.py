@@ -43,11 +43,14 @@ def tie_keys(seed: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
 
 
 def argmin_with_ties(dist: torch.Tensor, seed: int, rows: torch.Tensor) -> torch.Tensor:
-    """Per row of `dist` (rows x n), the column of the smallest distance; exact
-    ties go to the smaller tie key, then the smaller column index."""
+    """Per row r of `dist` (rows x n), the column of the smallest distance
+    other than column rows[r] (the point itself, which the caller sets to
+    inf); exact ties go to the smaller tie key, then the smaller column index.
+    Distances that all overflowed to inf tie among the other points."""
     n = dist.shape[1]
     cols = torch.arange(n, device=dist.device)
     tied = dist == dist.min(dim=1, keepdim=True).values
+    tied[torch.arange(len(rows), device=dist.device), rows] = False
     # key * n + col orders by key, then by column; it stays below 2^63.
     rank = tie_keys(seed, rows, cols) * n + cols[None, :]
     rank = torch.where(tied, rank, torch.iinfo(torch.int64).max)
