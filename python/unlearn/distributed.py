@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from . import ops
-from .ops.ranks import max_ranks
+from .ops.ranks import exact_sum, max_ranks
 from .ops.reference.codec_select import check_codec_select
 
 SHARDS = ("columns", "rows", "both")
@@ -147,7 +147,7 @@ def codec_select(
     traffic = traffic if traffic is not None else Traffic()
     (r0, r1), (c0, c1) = layout.rows, layout.columns
     up, down = max_ranks(y)
-    sum_r, sum_l2, den_u = int(up.sum()), int((down * down).sum()), int((down * (n - down)).sum())
+    sum_r, sum_l2, den_u = exact_sum(up), exact_sum(down * down), exact_sum(down * (n - down))
     use_cache = (r1 - r0) * n * features.element_size() <= max_cache_bytes
     cache = torch.zeros(r1 - r0, n, dtype=features.dtype, device=features.device) if use_cache else None
     traffic.cache_bytes = cache.numel() * cache.element_size() if use_cache else 0

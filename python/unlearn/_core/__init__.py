@@ -8,6 +8,7 @@ from .options import (
     Positive,
     PositiveInt,
     Range,
+    check_int64,
     check_option,
     check_seed,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "StageTimer",
     "as_split",
     "check_fits",
+    "check_int64",
     "check_model",
     "check_option",
     "check_seed",

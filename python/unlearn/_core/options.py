@@ -139,10 +139,20 @@ def check_option(name: str, value: Any, annotation: Any) -> None:
         raise ValueError(f"{name} must be {bounds}, got {value!r}")
 
 
-INT64 = Range(-(2**63), 2**63 - 1)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def check_seed(seed: Any, name: str = "seed") -> int:
+def check_int64(name: str, value: Any, op: Optional[str] = None) -> int:
+    """An int (not a bool) in int64's range, as a Python int: what an op's
+    `int` argument takes (torch refuses others without naming them).
+    Messages name the argument, after the op's name when given."""
+    check_option(name, value, int)
+    if not INT64_MIN <= value <= INT64_MAX:
+        prefix = f"{op}: " if op else ""
+        raise ValueError(f"{prefix}{name} must fit in int64 (between -2**63 and 2**63 - 1), got {value}")
+    return int(value)
+
+
+def check_seed(seed: Any, name: str = "seed", op: Optional[str] = None) -> int:
     """A seed is an int64 (not a bool); returns it as a Python int."""
-    check_option(name, seed, Annotated[int, INT64])
-    return int(seed)
+    return check_int64(name, seed, op)

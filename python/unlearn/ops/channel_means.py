@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._args import int64
+from .._core import check_int64
 from ._library import declare
 from .reference import channel_means as twin
 
@@ -27,4 +27,4 @@ def channel_means(act: torch.Tensor, out: torch.Tensor, column: int) -> None:
     view of `out`. Trusted: the values of `act`, which are not checked for
     NaN or inf; those propagate into their means, as in torch.mean (a float64
     sum past the float range gives inf)."""
-    torch.ops.unlearn.channel_means(act, out, int64("channel_means", "column", column))
+    torch.ops.unlearn.channel_means(act, out, check_int64("column", column, op="channel_means"))

@@ -7,7 +7,6 @@ from typing import Optional
 import torch
 
 from .._core import check_seed
-from ._args import int64
 from ._library import declare
 from .reference import codec as twin
 
@@ -27,4 +26,4 @@ def codec(y: torch.Tensor, z: torch.Tensor, x: Optional[torch.Tensor] = None, *,
     checked (2-D float points, 2 <= n <= 3037000499 rows so that n^2 fits in
     int64, finite values, a non-constant y, one device; any strides).
     `unlearn.codec` is the user-facing version (arrays, 1-D inputs)."""
-    return torch.ops.unlearn.codec(y, z, x, int64("codec", "seed", check_seed(seed)))
+    return torch.ops.unlearn.codec(y, z, x, check_seed(seed, op="codec"))

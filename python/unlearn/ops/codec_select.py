@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core import check_option, check_seed
-from ._args import int64
+from .._core import check_int64, check_option, check_seed
 from ._library import declare
 from .reference import codec_select as twin
 
@@ -48,8 +47,8 @@ def codec_select(
     return torch.ops.unlearn.codec_select(
         y,
         features,
-        int64("codec_select", "max_select", max_select),
+        check_int64("max_select", max_select, op="codec_select"),
         stop_early,
-        int64("codec_select", "seed", check_seed(seed)),
-        int64("codec_select", "max_cache_bytes", max_cache_bytes),
+        check_seed(seed, op="codec_select"),
+        check_int64("max_cache_bytes", max_cache_bytes, op="codec_select"),
     )

@@ -6,8 +6,7 @@ from typing import Optional
 
 import torch
 
-from .._core import check_seed
-from ._args import int64
+from .._core import check_int64, check_seed
 from ._library import declare
 from .reference import codec_step as twin
 
@@ -54,8 +53,8 @@ def codec_step(
         y,
         candidates,
         selected,
-        int64("codec_step", "row_begin", row_begin),
-        int64("codec_step", "row_end", row_end),
-        int64("codec_step", "seed", check_seed(seed)),
+        check_int64("row_begin", row_begin, op="codec_step"),
+        check_int64("row_end", row_end, op="codec_step"),
+        check_seed(seed, op="codec_step"),
         cache,
     )

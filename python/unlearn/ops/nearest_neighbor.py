@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from .._core import check_seed
-from ._args import int64
 from ._library import declare
 from .reference import nearest_neighbor as twin
 
@@ -24,4 +23,4 @@ def nearest_neighbor(x: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
     the same on every device. x is checked (finite values, any strides);
     squared distances past the dtype's range are inf and tie among the
     other rows, never the row itself."""
-    return torch.ops.unlearn.nearest_neighbor(x, int64("nearest_neighbor", "seed", check_seed(seed)))
+    return torch.ops.unlearn.nearest_neighbor(x, check_seed(seed, op="nearest_neighbor"))

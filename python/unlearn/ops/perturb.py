@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core import check_seed
-from ._args import int64
+from .._core import check_int64, check_seed
 from ._library import declare
 from .reference import perturb as twin
 
@@ -29,5 +28,5 @@ def perturb(x: torch.Tensor, copies: int, sigma: float, *, seed: int = 0) -> tor
     propagate to every copy, and a sigma so large that x + sigma * e leaves
     the dtype's range gives +-inf there, as torch arithmetic does."""
     return torch.ops.unlearn.perturb(
-        x, int64("perturb", "copies", copies), sigma, int64("perturb", "seed", check_seed(seed))
+        x, check_int64("copies", copies, op="perturb"), sigma, check_seed(seed, op="perturb")
     )
