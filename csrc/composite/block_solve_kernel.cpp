@@ -61,7 +61,17 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
     }
     const auto stored = at::stack(mats);  // (B, m, d) or (B, d, d), the blocks' dtype
     const auto a = stored.to(g.scalar_type());
-    const auto r = at::stack(rhs).unsqueeze(-1);  // (B, d, 1)
+    // The right-hand sides brought to a moderate scale by an exact power of
+    // two (the solve is linear): U g must not underflow where g is tiny.
+    const auto given = at::stack(rhs).unsqueeze(-1);  // (B, d, 1)
+    const bool single = g.scalar_type() == at::kFloat;
+    const double small = single ? 0x1p-60 : 0x1p-500, large = single ? 0x1p60 : 0x1p500;
+    const double lift = single ? 0x1p80 : 0x1p600;
+    const auto size = given.abs().amax({1, 2}, true).to(at::kDouble);
+    const auto one = at::ones_like(size);
+    const auto scale =
+        at::where(size < small, one * lift, at::where(size > large, one / lift, one)).to(g.scalar_type());
+    const auto r = given * scale;
     at::Tensor x;
     if (factored && m < d) {
       // U U^T / m, (B, m, m): scaled like U^T U / m, so adding the damping
@@ -77,6 +87,7 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       h.diagonal(0, 1, 2).add_(damping);
       x = at::cholesky_solve(r, cholesky(h, ids, first_bad));
     }
+    x = x / scale;
     // A factorisation that passed can still be too ill-conditioned for the
     // dtype (a damping lost in rounding, a Woodbury division by a tiny
     // damping): refused like a failed one, as the twin refuses it.
