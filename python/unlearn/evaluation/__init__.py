@@ -30,8 +30,24 @@ from .._core import (
 )
 from . import attacks as _attacks  # the `attacks` argument of evaluate() shadows the module name
 from . import metrics
+from .confidences import Confidences, forget_confidences, logit_confidence
+from .lira import LiraResult, lira_attack, lira_from_confidences
+from .quality import ForgetQuality, accuracy_ratio, final_score, forget_quality, forget_quality_from_confidences
 
-__all__ = ["evaluate"]
+__all__ = [
+    "Confidences",
+    "ForgetQuality",
+    "LiraResult",
+    "accuracy_ratio",
+    "evaluate",
+    "final_score",
+    "forget_confidences",
+    "forget_quality",
+    "forget_quality_from_confidences",
+    "lira_attack",
+    "lira_from_confidences",
+    "logit_confidence",
+]
 
 
 def _checked_splits(model: nn.Module, reference: Optional[nn.Module], **data: Data) -> dict[str, Split]:
