@@ -48,17 +48,35 @@ def _imports(name: str, path: Path | None, known: set[str]) -> set[str]:
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = name.split(".")
-                base = base[: len(base) - node.level + (1 if is_package else 0)]
-                module = ".".join(base + ([node.module] if node.module else []))
+                module = _resolve(name, is_package, "." * node.level + (node.module or ""))
             else:
                 module = node.module or ""
             # `from package import submodule` imports the submodule.
             targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in known else module for a in node.names]
+        elif _is_import_module_call(node):
+            module = node.args[0].value
+            targets = [module if not module.startswith(".") else _resolve(name, is_package, module)]
         else:
             continue
         found.update(t for t in targets if t in known and t != name)
     return found
+
+
+def _is_import_module_call(node: ast.AST) -> bool:
+    """`importlib.import_module("...")` or `import_module("...")` with a constant name."""
+    if not isinstance(node, ast.Call) or not node.args or not isinstance(node.args[0], ast.Constant):
+        return False
+    func = node.func
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return called == "import_module" and isinstance(node.args[0].value, str)
+
+
+def _resolve(name: str, is_package: bool, relative: str) -> str:
+    """The absolute name of a relative module name such as "..ops" seen from module `name`."""
+    level = len(relative) - len(relative.lstrip("."))
+    base = name.split(".")
+    base = base[: len(base) - level + (1 if is_package else 0)]
+    return ".".join(base + ([relative[level:]] if relative[level:] else []))
 
 
 def _top(module: str) -> str:
@@ -118,10 +136,12 @@ def test_the_checker_sees_upward_imports_and_cycles(tmp_path, monkeypatch):
     (package / "__init__.py").write_text("")
     (package / "_core" / "__init__.py").write_text("from ..methods import forget\n")
     (package / "methods.py").write_text("from ._core import Split\n")
+    (package / "data.py").write_text("import importlib\nimportlib.import_module('unlearn.methods')\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
     modules = _modules()
     planted = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
     assert planted["unlearn._core"] == {"unlearn.methods"}
+    assert planted["unlearn.data"] == {"unlearn.methods"}  # a dynamic import counts too
     with pytest.raises(AssertionError, match="imports unlearn.methods"):
         test_no_module_imports_a_higher_layer(planted)
     with pytest.raises(AssertionError, match="import cycle"):
