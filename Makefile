@@ -12,7 +12,7 @@ SOURCES := $(shell find csrc python -type f \( -name '*.cpp' -o -name '*.h' -o -
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.deps: | $(PY)
+$(VENV)/.deps: Makefile | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH) numpy scipy scikit-learn tqdm matplotlib pytest scikit-build-core ninja cmake ruff==0.17.5 clang-format==23.1.3 hypothesis==6.170.17
 	touch $@
