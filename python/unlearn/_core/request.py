@@ -58,7 +58,7 @@ def check_model(model: Any, name: str = "model") -> nn.Module:
     return model
 
 
-def _batch_pair(batch: Any, name: str) -> tuple[torch.Tensor, Any]:
+def batch_pair(batch: Any, name: str) -> tuple[torch.Tensor, Any]:
     """(inputs, labels) of one DataLoader batch: the first two entries of a tuple or list."""
     if isinstance(batch, (tuple, list)) and len(batch) >= 2 and isinstance(batch[0], torch.Tensor):
         return batch[0], batch[1]
@@ -75,7 +75,7 @@ def as_split(data: Optional[Data], name: str, model: nn.Module) -> Optional[Spli
     if data is None:
         return None
     if isinstance(data, DataLoader):
-        parts = [_batch_pair(batch, name) for batch in data]
+        parts = [batch_pair(batch, name) for batch in data]
         if not parts:
             raise ValueError(f"{name} is empty: the DataLoader yielded no batches")
         inputs = torch.cat([p[0] for p in parts])

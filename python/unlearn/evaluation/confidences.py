@@ -16,8 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .._core import Data, as_split, check_model, eval_mode, model_device, preserved_rng
-from .._core.request import _batch_pair
+from .._core import Data, as_split, batch_pair, check_model, eval_mode, model_device, preserved_rng
 
 BATCH = 512
 
@@ -78,7 +77,7 @@ def _batches(forget: Data, model: nn.Module) -> Iterator[tuple[torch.Tensor, tor
     if isinstance(forget, DataLoader):
         count = 0
         for batch in forget:
-            inputs, labels = _batch_pair(batch, "forget")
+            inputs, labels = batch_pair(batch, "forget")
             split = as_split((inputs, torch.as_tensor(labels)), "forget", model)
             count += 1
             yield split.inputs, split.labels
