@@ -17,9 +17,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("_core",),  # request types and their validation, option checks, stage timing
     ("_C", "ops"),  # the native ops: declarations, twins, compiled kernels
     ("stats", "units", "curvature", "distributed"),  # statistics and network helpers
-    ("data", "models", "training", "mnemonic_codes"),  # data, architectures, training
+    ("data", "models", "training", "ensemble", "mnemonic_codes"),  # data, architectures, training
     ("methods",),  # unlearning methods and their registry
-    ("evaluation", "compare", "demo"),  # scoring and experiments
+    ("evaluation", "compare", "audit", "demo"),  # scoring and experiments
     ("cli", "__main__", "__init__"),  # the command line and the package's front door
 ]
 

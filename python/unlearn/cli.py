@@ -18,6 +18,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from . import data as data_module
 from . import demo, models
+from .audit import AuditResult
+from .audit import audit as run_audit
 from .compare import Request, compare_digits, digits_request, run_digits
 from .methods import available
 
@@ -45,7 +47,13 @@ class UsageError(Exception):
 
 
 # The request's parameters as the command spells them, for the library's messages.
-FLAGS = {"forget_samples": "--forget-samples", "forget_indices": "--forget-indices", "forget_class": "--forget-class"}
+FLAGS = {
+    "forget_samples": "--forget-samples",
+    "forget_indices": "--forget-indices",
+    "forget_class": "--forget-class",
+    "forget_fraction": "--forget-fraction",
+    "mislabelled": "--mislabelled",
+}
 
 
 def _digits() -> data_module.Digits:
@@ -55,24 +63,31 @@ def _digits() -> data_module.Digits:
         raise UsageError(str(error)) from error
 
 
+def _indices(args: argparse.Namespace) -> Optional[list[int]]:
+    if args.forget_indices is None:
+        return None
+    try:
+        return [int(i) for i in args.forget_indices.split(",") if i.strip()]
+    except ValueError as error:
+        raise UsageError(f"--forget-indices must be comma-separated integers, got {args.forget_indices!r}") from error
+
+
+def _flagged(error: ValueError) -> UsageError:
+    """The library's message with the argument's name spelled as the flag."""
+    message = str(error)
+    name = next((name for name in FLAGS if message.startswith(name)), None)
+    return UsageError(FLAGS[name] + message[len(name) :] if name else message)
+
+
 def _request(args: argparse.Namespace) -> Request:
-    indices = None
-    if args.forget_indices is not None:
-        try:
-            indices = [int(i) for i in args.forget_indices.split(",") if i.strip()]
-        except ValueError as error:
-            raise UsageError(
-                f"--forget-indices must be comma-separated integers, got {args.forget_indices!r}"
-            ) from error
+    indices = _indices(args)
     samples = args.forget_samples if indices is None and args.forget_class is None else None
     try:
         return digits_request(
             _digits(), forget_samples=samples, forget_indices=indices, forget_class=args.forget_class, seed=args.seed
         )
     except ValueError as error:
-        message = str(error)
-        name = next((name for name in FLAGS if message.startswith(name)), None)
-        raise UsageError(FLAGS[name] + message[len(name) :] if name else message) from error
+        raise _flagged(error) from error
 
 
 def _table(columns: dict[str, dict[str, float]]) -> str:
@@ -211,7 +226,27 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     return {"methods": args.methods, "model": args.model, **_request_fields(request), **out}
 
 
-def _add_request_options(p: argparse.ArgumentParser) -> None:
+def audit(args: argparse.Namespace) -> AuditResult:
+    """The forget-quality audit of the methods on one digits request."""
+    _digits()
+    request = dict(
+        forget_class=args.forget_class,
+        forget_fraction=args.forget_fraction,
+        forget_indices=_indices(args),
+        mislabelled=args.mislabelled,
+    )
+    if all(value is None for value in request.values()):
+        request["forget_samples"] = args.forget_samples
+    try:
+        return run_audit(
+            args.methods, **request, models=args.models, arch=args.model, seed=args.seed, progress=not args.quiet
+        )
+    except ValueError as error:
+        raise _flagged(error) from error
+
+
+def _add_request_options(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """The digits request's flags; returns the group of the mutually exclusive ones."""
     p.add_argument("--model", default="cnn", choices=list(models.ARCHITECTURES))
     which = p.add_mutually_exclusive_group()
     which.add_argument("--forget-samples", type=int, default=10, help="forget this many random training samples")
@@ -221,6 +256,7 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="write the metrics and the reports to this file")
     p.add_argument("--plot", help="write a bar chart (PNG) to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return which
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -233,6 +269,16 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="every method applicable to one request, side by side with retraining")
     c.add_argument("--methods", default="all", help="'all' or a comma-separated list of methods")
     _add_request_options(c)
+    a = sub.add_parser(
+        "audit",
+        help="forget quality of each method against retraining, over many models per side",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    a.add_argument("--methods", default="all", help="'all' or a comma-separated list of methods")
+    a.add_argument("--models", type=int, default=32, help="models per side: originals, references, unlearning runs")
+    which = _add_request_options(a)
+    which.add_argument("--forget-fraction", type=float, help="forget this fraction of the training samples")
+    which.add_argument("--mislabelled", type=int, help="give this many training samples wrong labels, then forget them")
     sub.add_parser("foci", help="FOCI on the digits pixels: which pixels carry the label")
     return parser
 
@@ -263,6 +309,7 @@ def _print_compare(args: argparse.Namespace, out: dict[str, Any]) -> None:
 COMMANDS: dict[str, tuple[Callable, Callable, Callable]] = {
     "run": (run, _print_run, lambda out, path: _plot(out["metrics"], path)),
     "compare": (compare, _print_compare, lambda out, path: _compare_plot(out["metrics"], _kind(out), path)),
+    "audit": (audit, lambda args, out: print(out.table()), lambda out, path: out.plot(path)),
 }
 
 
@@ -277,7 +324,7 @@ def _command(args: argparse.Namespace) -> None:
     show(args, out)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(out, f, indent=2, default=str)
+            json.dump(out.to_dict() if isinstance(out, AuditResult) else out, f, indent=2, default=str)
     if args.plot:
         plot(out, args.plot)
 

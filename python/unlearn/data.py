@@ -55,10 +55,11 @@ def _stratified_test_mask(labels: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def _fingerprint(split: Split) -> str:
+def fingerprint(split: Split) -> str:
+    """A digest of a Split's inputs and labels (keys models cached by the data they were trained on)."""
     digest = hashlib.sha256()
-    digest.update(split.inputs.numpy().tobytes())
-    digest.update(split.labels.numpy().tobytes())
+    digest.update(split.inputs.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(split.labels.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -73,5 +74,5 @@ def digits() -> Digits:
         train=train_split,
         test=Split(inputs[test], labels[test]),
         classes=10,
-        fingerprint=_fingerprint(train_split),
+        fingerprint=fingerprint(train_split),
     )

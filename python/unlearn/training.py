@@ -48,7 +48,8 @@ reused by the retrain baseline."""
 _RECIPE = "sgd-momentum0.9-cosine-v1"
 
 
-def _check_settings(epochs: Any, lr: Any, weight_decay: Any, batch_size: Any, seed: Any) -> None:
+def check_settings(epochs: Any, lr: Any, weight_decay: Any, batch_size: Any, seed: Any) -> None:
+    """Refuses training settings of the wrong type or range, naming the setting."""
     check_option("epochs", epochs, PositiveInt)
     check_option("lr", lr, Positive)
     check_option("weight_decay", weight_decay, NonNegative)
@@ -83,7 +84,7 @@ def reinitialize(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def _batches(n: int, size: int) -> list[tuple[int, int]]:
+def batch_bounds(n: int, size: int) -> list[tuple[int, int]]:
     """Batch bounds; a trailing batch of one sample joins the one before, since
     BatchNorm cannot normalise a single sample."""
     bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
@@ -119,13 +120,13 @@ def fit(
         split = as_split(split, "split", model)
         if split is None:
             raise ValueError("split is None: give the data to train on")
-    _check_settings(epochs, lr, weight_decay, batch_size, seed)
+    check_settings(epochs, lr, weight_decay, batch_size, seed)
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("model has no trainable parameters")
 
     generator = torch.Generator().manual_seed(seed)
-    bounds = _batches(len(split), batch_size)
+    bounds = batch_bounds(len(split), batch_size)
     optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
     total_steps = epochs * len(bounds)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -137,7 +138,7 @@ def fit(
     try:
         # Dropout and other random layers draw from the seeded stream.
         with _seeded_rng(seed, model_device(model)):
-            for _ in _progress(range(epochs), progress, "training"):
+            for _ in epoch_progress(range(epochs), progress, "training"):
                 order = torch.randperm(len(split), generator=generator).to(split.labels.device)
                 total = 0.0
                 for start, stop in bounds:
@@ -158,7 +159,8 @@ def fit(
     return losses
 
 
-def _progress(steps: range, enabled: bool, description: str) -> Iterable[int]:
+def epoch_progress(steps: range, enabled: bool, description: str) -> Iterable[int]:
+    """`steps`, behind a tqdm bar when `enabled` (a warning and no bar without tqdm)."""
     if not enabled:
         return steps
     try:
@@ -225,31 +227,62 @@ def train_mnemonic(
 def _train(
     arch: str, settings: dict[str, Any], mnemonic: Optional["MnemonicCodes"], *, cache: bool, progress: bool
 ) -> nn.Module:
-    _check_settings(
+    check_settings(
         settings["epochs"], settings["lr"], settings["weight_decay"], settings["batch_size"], settings["seed"]
     )
-    with _seeded_rng(settings["seed"], torch.device("cpu")):
-        model = build(arch)
+    model = fresh(arch, settings["seed"])
     digits = data.digits()
-    config = {"arch": arch, **settings, "data": digits.fingerprint, "recipe": _RECIPE}
-    if mnemonic is not None:
-        config["mnemonic"] = mnemonic.fingerprint()
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_dir() / f"{arch}{'-mnemonic' if mnemonic is not None else ''}-{key}.pt"
-    if cache and path.is_file():
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return model.eval()
-        except (RuntimeError, OSError, EOFError, ValueError) as error:
-            warnings.warn(f"ignoring the unreadable cached model {path} ({error}); training again", stacklevel=3)
+    path = cache_path(arch, settings, digits.fingerprint, mnemonic)
+    if cache and load_cached(model, path):
+        return model
     fit(model, digits.train, progress=progress, mnemonic=mnemonic, **settings)
     model.eval()
     if cache:
-        _save(model.state_dict(), path)
+        save(model.state_dict(), path)
     return model
 
 
-def _save(state: dict[str, torch.Tensor], path: Path) -> None:
+def fresh(arch: str, seed: int) -> nn.Module:
+    """`models.build(arch)` initialised under `seed`, as `train()` starts it."""
+    with _seeded_rng(seed, torch.device("cpu")):
+        return build(arch)
+
+
+def cache_path(
+    arch: str,
+    settings: dict[str, Any],
+    fingerprint: str,
+    mnemonic: Optional["MnemonicCodes"] = None,
+    trainer: Optional[str] = None,
+) -> Path:
+    """Where the model of this configuration is cached: a hash of the
+    architecture, the settings (seed included), the training data's
+    fingerprint, the recipe, the mnemonic codes and the `trainer` (when not
+    the one-at-a-time loop)."""
+    config = {"arch": arch, **settings, "data": fingerprint, "recipe": _RECIPE}
+    if mnemonic is not None:
+        config["mnemonic"] = mnemonic.fingerprint()
+    if trainer is not None:
+        config["trainer"] = trainer
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir() / f"{arch}{'-mnemonic' if mnemonic is not None else ''}-{key}.pt"
+
+
+def load_cached(model: nn.Module, path: Path) -> bool:
+    """Loads the weights cached at `path` into `model` (then in eval mode);
+    False when there are none, or (with a warning) when they are unreadable."""
+    if not path.is_file():
+        return False
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, OSError, EOFError, ValueError) as error:
+        warnings.warn(f"ignoring the unreadable cached model {path} ({error}); training again", stacklevel=3)
+        return False
+    model.eval()
+    return True
+
+
+def save(state: dict[str, torch.Tensor], path: Path) -> None:
     """Writes atomically (temporary file, then rename), so concurrent runs never
     read a half-written file; a cache that cannot be written only warns."""
     try:

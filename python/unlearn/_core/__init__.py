@@ -1,6 +1,7 @@
 """The bottom layer: request types and their validation, option checks and
 stage timing. It imports nothing else from the package."""
 
+from .calls import takes_seed
 from .options import (
     NonNegative,
     NonNegativeInt,
@@ -52,5 +53,6 @@ __all__ = [
     "model_device",
     "output_classes",
     "preserved_rng",
+    "takes_seed",
     "validate_classes",
 ]

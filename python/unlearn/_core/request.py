@@ -70,8 +70,9 @@ def batch_pair(batch: Any, name: str) -> tuple[torch.Tensor, Any]:
     raise TypeError(f"{name}: a DataLoader batch must be an (inputs, labels) pair, got {type(batch).__name__}")
 
 
-def as_split(data: Optional[Data], name: str, model: nn.Module) -> Optional[Split]:
-    """Turns a DataLoader or an (inputs, labels) pair into a validated Split."""
+def as_split(data: Optional[Data], name: str, model: Optional[nn.Module] = None) -> Optional[Split]:
+    """Turns a DataLoader or an (inputs, labels) pair into a validated Split
+    (on `model`'s device, when a model is given)."""
     if data is None:
         return None
     if isinstance(data, DataLoader):
@@ -101,8 +102,10 @@ def as_split(data: Optional[Data], name: str, model: nn.Module) -> Optional[Spli
         raise ValueError(f"{name}: inputs must be a floating-point tensor, got {inputs.dtype}")
     if inputs.is_meta or labels.is_meta:
         raise ValueError(f"{name} is on the meta device: it holds no values to compute with")
-    device = model_device(model)
-    if inputs.device != device or labels.device != device:
+    if labels.device != inputs.device:
+        raise ValueError(f"{name}: labels are on {labels.device} but inputs on {inputs.device}")
+    device = inputs.device if model is None else model_device(model)
+    if inputs.device != device:
         raise ValueError(f"{name} is on {inputs.device} but the model is on {device}: move one of them first")
     return Split(inputs, labels.long())
 

@@ -4,7 +4,6 @@ and data, each scored against a model retrained without the forgotten data."""
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 import warnings
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
@@ -21,6 +20,7 @@ from .._core import (
     check_seed,
     class_request,
     output_classes,
+    takes_seed,
     validate_classes,
 )
 from ..evaluation import evaluate
@@ -128,19 +128,10 @@ def _request(
     return forget_split, retain_split, classes
 
 
-def _takes_seed(fn: Callable[..., Any]) -> bool:
-    """Whether `fn` can be called with `seed=` (a `seed` parameter or **kwargs)."""
-    try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: call it with the data alone
-        return False
-    return any(p.name == "seed" or p.kind is p.VAR_KEYWORD for p in parameters)
-
-
 def _retrain_with(fn: RetrainFunction, retain: Split, seed: int) -> ForgetResult:
     """The caller's retraining, timed like a method."""
     start = time.perf_counter()
-    model = fn(retain, seed=seed) if _takes_seed(fn) else fn(retain)
+    model = fn(retain, seed=seed) if takes_seed(fn) else fn(retain)
     seconds = time.perf_counter() - start
     if not isinstance(model, nn.Module):
         raise TypeError(f"retrain must return a torch.nn.Module, got {type(model).__name__}")
