@@ -2,7 +2,9 @@
 
 `forget()` runs an unlearning method by name on a model and its data
 (`Split` or DataLoaders), `evaluate()` scores the result and `compare()`
-runs several methods on one request next to retraining. The native ops
+runs several methods on one request next to retraining, and `audit()`
+measures per forget example, over many models, how close each method comes
+to retraining. The native ops
 live in torch.ops.unlearn, one typed function each in `unlearn.ops`;
 `backend()` says which implementation serves each device. `data` and
 `models` hold the embedded default (scikit-learn's digits, small
@@ -12,6 +14,7 @@ one trained with `MnemonicCodes`).
 
 from . import data, models, ops
 from ._core import ForgetResult, Split
+from .audit import audit
 from .compare import compare
 from .data import digits
 from .evaluation import evaluate
@@ -19,6 +22,7 @@ from .methods import forget
 from .mnemonic_codes import MnemonicCodes
 from .ops import backend, compiled
 from .stats import FociResult, codec, foci, standardize_columns
+from .ensemble import train_ensemble
 from .training import train, train_mnemonic
 
 __version__ = "0.1.0"
@@ -28,6 +32,7 @@ __all__ = [
     "ForgetResult",
     "MnemonicCodes",
     "Split",
+    "audit",
     "backend",
     "codec",
     "compare",
@@ -41,5 +46,6 @@ __all__ = [
     "ops",
     "standardize_columns",
     "train",
+    "train_ensemble",
     "train_mnemonic",
 ]

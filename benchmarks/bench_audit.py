@@ -1,0 +1,99 @@
+"""What the forget-quality audit costs: N digits models trained as one
+batched ensemble against one at a time (side by side, same seeds), and the
+wall time of a whole audit of one method (N originals, 2N references, N
+unlearning runs) from an empty model cache.
+
+    python benchmarks/bench_audit.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import unlearn
+from common import command, machine, table, write_section
+from unlearn.audit import audit
+from unlearn.ensemble import fit_ensemble
+from unlearn.training import TRAINING_DEFAULTS, fit, fresh
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ensemble_rows(quick: bool) -> list[list[str]]:
+    """One training each way (a training is seconds to minutes: one run, not a median)."""
+    split = unlearn.digits().train
+    rows = []
+    for arch, count in [("logreg", 64), ("mlp", 64), ("cnn", 8 if quick else 64)]:
+        seeds = list(range(count))
+        one = _seconds(lambda: [fit(fresh(arch, s), split, seed=s, **TRAINING_DEFAULTS) for s in seeds])
+        models = [fresh(arch, s) for s in seeds]
+        together = _seconds(lambda: fit_ensemble(models, split, seeds=seeds, **TRAINING_DEFAULTS))
+        rows.append(
+            [
+                arch,
+                str(count),
+                f"{one:.1f}",
+                f"{one / count:.2f}",
+                f"{together:.1f}",
+                f"{together / (one / count):.1f}x one model",
+                f"{one / together:.1f}x",
+            ]
+        )
+    return rows
+
+
+def audit_rows(quick: bool) -> list[list[str]]:
+    """Whole audits from an empty cache: training included."""
+    count = 8 if quick else 32
+    rows = []
+    for method in ["lcodec", "ssd"]:
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["UNLEARN_CACHE_DIR"] = cache
+            start = time.perf_counter()
+            result = audit([method], forget_samples=10, models=count, arch="cnn")
+            seconds = time.perf_counter() - start
+        row = result.rows[method]
+        rows.append(
+            [
+                f"`{method}`, 10 random samples, cnn",
+                str(count),
+                f"{seconds:.0f}",
+                f"{row['seconds'] * count:.0f}",
+                f"{row['forget_quality']:.3f} (ceiling {result.rows['retrain']['forget_quality']:.3f})",
+            ]
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer CNN models")
+    args = parser.parse_args()
+    ensemble = ensemble_rows(args.quick)
+    audits = audit_rows(args.quick)
+    body = "\n\n".join(
+        [
+            "## Forget-quality audit (cpu)",
+            f"Machine: {machine()}\nCommand: `{command()}`",
+            "### Batched ensemble training against one model at a time (digits, the default recipe)",
+            table(
+                ["model", "N", "one at a time (s)", "per model (s)", "ensemble (s)", "ensemble costs", "speed-up"],
+                ensemble,
+            ),
+            "### One audit from an empty model cache (N originals, 2N references, N unlearning runs)",
+            table(["audit", "N", "wall time (s)", "of which unlearning (s)", "F"], audits),
+        ]
+    )
+    print(body)
+    write_section("bench_audit:cpu", body)
+
+
+if __name__ == "__main__":
+    main()
