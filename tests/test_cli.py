@@ -51,9 +51,10 @@ def test_compare_runs_the_requested_methods_side_by_side(tmp_path, capsys):
     code, out, plot = _main_writing(tmp_path, "compare --methods svd_projection,ssd --model mlp --forget-class 3")
     assert code == 0
     text = capsys.readouterr().out
-    assert "svd_projection" in text and "ssd" in text and "test forgot" in text
+    assert "svd_projection" in text and "ssd" in text and "test forgot" in text and "+-" not in text
     result = json.loads(out.read_text())
     assert set(result["metrics"]) == {"original", "retrain", "svd_projection", "ssd"}
+    assert "confidences" not in result and "forget_quality" not in result
     assert result["metrics"]["ssd"]["speedup"] > 0 and "acc_test_forget" in result["metrics"]["ssd"]
     assert plot.stat().st_size > 1000
 
@@ -63,6 +64,7 @@ def test_compare_runs_the_requested_methods_side_by_side(tmp_path, capsys):
     [
         (["compare", "--methods", "lcodec", "--forget-class", "3"], "'lcodec' does not serve class requests"),
         (["compare", "--methods", "nope"], "unknown method 'nope'"),
+        (["compare", "--seeds", "0"], "--seeds must be at least 1, got 0"),
         (["run", "--method", "svd_projection", "--forget-samples", "3"], "does not serve instance requests"),
     ],
 )
@@ -70,6 +72,24 @@ def test_compare_rejects_methods_that_do_not_fit_the_request(argv, message, caps
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_compare_over_seeds_prints_mean_and_std_and_the_forget_quality(tmp_path, capsys):
+    code, out, plot = _main_writing(tmp_path, "compare --methods neggrad --model mlp --forget-samples 4 --seeds 2")
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "mean +- std over model seeds 0, 1" in text and "forget quality F (higher = closer to retraining)" in text
+    words = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()}
+    assert words["method"][-3:] == ["F", "final", "score"] and {"original", "retrain"} <= words.keys()
+    neggrad = words["neggrad"]  # 9 scores as mean+-std, then F and the final score
+    assert len(neggrad) == 11 and all("+-" in cell for cell in neggrad[:9]) and neggrad[-2:] == ["0.000", "0.000"]
+    result = json.loads(out.read_text())
+    assert result["seeds"] == [0, 1] and result["reference_seeds"] == [2, 3] and len(result["forget_indices"]) == 4
+    assert set(result["forget_quality"]) == set(result["final_score"]) == {"original", "retrain", "neggrad"}
+    assert set(result["metrics"]["neggrad"]["acc_forget"]) == {"mean", "std"}
+    # Two models per side leave the metric no score buckets: F is 0 (see quality.py).
+    assert set(result["forget_quality"].values()) == {0.0}
+    assert plot.stat().st_size > 1000
 
 
 def _raise(error):

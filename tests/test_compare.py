@@ -1,8 +1,13 @@
 """unlearn.compare on a model and data of the caller's (a small MLP on
-Gaussian blobs, not the digits): its rows, the methods it runs or skips, the
-errors it raises before any training, and a retrain function of the caller's."""
+Gaussian blobs, not the digits): its rows and confidences, the methods it runs
+or skips, the errors it raises before any training, and a retrain function of
+the caller's. Then compare_digits_seeds on the digits: its means and standard
+deviations over model seeds, its forget quality F and final scores."""
 
 from __future__ import annotations
+
+import json
+import statistics
 
 import pytest
 import torch
@@ -10,7 +15,9 @@ from torch import nn
 
 import unlearn
 from unlearn import MnemonicCodes, Split
-from unlearn.compare import runner
+from unlearn.compare import compare_digits, compare_digits_seeds, digits_request, runner
+from unlearn.compare import seeds as seeds_module
+from unlearn.evaluation import forget_quality_from_confidences, logit_confidence, model_confidences
 from unlearn.training import fit
 
 CLASSES, FEATURES = 3, 4
@@ -162,3 +169,134 @@ def test_the_function_is_unlearn_compare_and_the_digits_experiment_stays_importa
 
     assert unlearn.compare is runner.compare and "compare" in unlearn.__all__
     assert callable(digits_request) and "lcodec" in DIGITS_OPTIONS
+
+
+def test_each_columns_confidences_are_its_models_logit_confidences_on_the_forget_split(task, monkeypatch):
+    model, train, test = task
+    finished = {}
+
+    def spy(start, method, **kwargs):
+        result = unlearn.forget(start, method, **kwargs)
+        finished[method] = result.model
+        return result
+
+    monkeypatch.setattr(runner, "run_method", spy)
+    request = _instance(train)
+    out = unlearn.compare(model, "finetune,neggrad", **request, test=test, options=FAST)
+    forget = request["forget"]
+    columns = {"original": model, **finished}
+    assert list(out["confidences"]) == ["original", "retrain", "finetune", "neggrad"] == list(out["metrics"])
+    for name, scored in columns.items():
+        with torch.no_grad():
+            expected = logit_confidence(scored(forget.inputs), forget.labels)
+        got = out["confidences"][name]
+        assert got.shape == (10,) and got.dtype == torch.float64 and got.device.type == "cpu"
+        torch.testing.assert_close(got, expected)
+    # The retrained and unlearned models differ from the original on what they forgot.
+    assert not torch.equal(out["confidences"]["retrain"], out["confidences"]["original"])
+
+
+# The digits over model seeds: a small instance request, fast methods, the MLP.
+SEEDS_METHODS = "neggrad,random_label"
+
+
+@pytest.fixture(scope="module")
+def over_seeds():
+    """compare_digits_seeds over 3 seeds, with every per-seed compare_digits run it made."""
+    request = digits_request(unlearn.digits(), forget_samples=6, seed=0)
+    runs = []
+
+    def recorded(*args, **kwargs):
+        runs.append((args, kwargs, compare_digits(*args, **kwargs)))
+        return runs[-1][2]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(seeds_module, "compare_digits", recorded)
+        out = compare_digits_seeds(SEEDS_METHODS, request, arch="mlp", seeds=3)
+    return request, runs, out
+
+
+def test_over_seeds_each_score_is_the_mean_and_sample_std_of_the_per_seed_runs(over_seeds):
+    request, runs, out = over_seeds
+    assert [kwargs["seed"] for _, kwargs, _ in runs] == out["seeds"] == [0, 1, 2]
+    assert all(args == (SEEDS_METHODS, request) and kwargs["arch"] == "mlp" for args, kwargs, _ in runs)
+    assert json.loads(json.dumps(out)) == out  # plain data, no tensors
+    assert list(out["metrics"]) == ["original", "retrain", "neggrad", "random_label"]
+    for column, scores in out["metrics"].items():
+        assert set(scores) == set(runs[0][2]["metrics"][column])
+        for key, summary in scores.items():
+            values = torch.tensor([run["metrics"][column][key] for _, _, run in runs], dtype=torch.float64)
+            assert summary["mean"] == pytest.approx(float(values.mean()), rel=1e-12, abs=1e-15)
+            assert summary["std"] == pytest.approx(float(values.std(correction=1)), rel=1e-9, abs=1e-15)
+    # The seeds train different models: the original's distance to retraining varies.
+    assert out["metrics"]["original"]["param_distance"]["std"] > 0
+
+
+def test_over_seeds_forget_quality_compares_each_column_with_the_retrained_models(over_seeds):
+    request, runs, out = over_seeds
+
+    def stacked(column):
+        return torch.stack([run["confidences"][column] for _, _, run in runs])
+
+    assert set(out["forget_quality"]) == set(out["final_score"]) == set(out["metrics"])
+    for column in ("original", "neggrad", "random_label"):
+        expected = forget_quality_from_confidences(stacked(column), stacked("retrain")).score
+        assert out["forget_quality"][column] == expected
+    for score in out["forget_quality"].values():
+        # 3 models per side: each example earns 1, 1/2 or 0 points, F is their mean.
+        half_points = 2 * score * len(request.indices)
+        assert 0 <= score <= 1 and half_points == pytest.approx(round(half_points))
+    for column, score in out["final_score"].items():
+        ratios = [
+            statistics.fmean(run["metrics"][column][key] for _, _, run in runs)
+            / statistics.fmean(run["metrics"]["retrain"][key] for _, _, run in runs)
+            for key in ("acc_retain", "acc_test")
+        ]
+        assert score == pytest.approx(out["forget_quality"][column] * ratios[0] * ratios[1])
+    assert out["final_score"]["retrain"] == pytest.approx(out["forget_quality"]["retrain"])
+
+
+def _retrained(request, seed):
+    model = unlearn.forget(
+        unlearn.train("mlp"), "retrain", forget=request.forget, retain=request.retain, seed=seed
+    ).model
+    return model_confidences(model, request.forget)
+
+
+def test_over_seeds_retrains_ceiling_is_retraining_against_more_retrained_models(over_seeds):
+    request, runs, out = over_seeds
+    assert out["reference_seeds"] == [3, 4, 5]
+    # Retraining by hand with a run's seed gives that run's reference, so the
+    # second set below is made as the references are.
+    torch.testing.assert_close(_retrained(request, 0), runs[0][2]["confidences"]["retrain"])
+    ceiling = torch.stack([_retrained(request, seed) for seed in out["reference_seeds"]])
+    references = torch.stack([run["confidences"]["retrain"] for _, _, run in runs])
+    assert out["forget_quality"]["retrain"] == forget_quality_from_confidences(references, ceiling).score
+
+
+def test_over_one_seed_there_is_no_spread_and_no_forget_quality(over_seeds, monkeypatch):
+    request, runs, _ = over_seeds
+    monkeypatch.setattr(seeds_module, "compare_digits", lambda *args, **kwargs: runs[1][2])
+    out = compare_digits_seeds(SEEDS_METHODS, request, arch="mlp", seeds=[1])
+    assert out["seeds"] == [1] and out["reference_seeds"] == []
+    assert out["forget_quality"] == {} and out["final_score"] == {}
+    summary = out["metrics"]["neggrad"]["acc_forget"]
+    assert summary == {"mean": runs[1][2]["metrics"]["neggrad"]["acc_forget"], "std": None}
+
+
+@pytest.mark.parametrize(
+    "seeds, error, match",
+    [
+        (0, ValueError, "seeds must be at least 1, got 0"),
+        ([], ValueError, "seeds is empty"),
+        ([2, 2], ValueError, r"seeds must be distinct, got \[2, 2\]"),
+        (True, TypeError, "seeds must be an int or a sequence of ints, got bool"),
+        ("3", TypeError, "seeds must be an int or a sequence of ints, got str"),
+        ([0, 1.5], TypeError, r"seeds\[1\]"),
+    ],
+)
+def test_bad_seeds_are_refused_before_any_run(seeds, error, match, monkeypatch):
+    monkeypatch.setattr(seeds_module, "compare_digits", _never)
+    request = digits_request(unlearn.digits(), forget_samples=3)
+    with pytest.raises(error, match=match):
+        compare_digits_seeds("neggrad", request, arch="mlp", seeds=seeds)

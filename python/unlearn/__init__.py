@@ -17,12 +17,12 @@ from ._core import ForgetResult, Split
 from .audit import audit
 from .compare import compare
 from .data import digits
+from .ensemble import train_ensemble
 from .evaluation import evaluate
 from .methods import forget
 from .mnemonic_codes import MnemonicCodes
 from .ops import backend, compiled
 from .stats import FociResult, codec, foci, standardize_columns
-from .ensemble import train_ensemble
 from .training import train, train_mnemonic
 
 __version__ = "0.1.0"

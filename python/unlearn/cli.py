@@ -3,6 +3,8 @@
     unlearn run --method lcodec --forget-samples 10    train or load the digits model,
                                                         unlearn, retrain, evaluate
     unlearn compare --methods all --forget-class 3      every applicable method side by side
+    unlearn compare --methods all --seeds 4             the same over 4 model seeds: mean +- std,
+                                                        forget quality F, final score
     unlearn foci                                        FOCI on the digits pixels
 
 Bad requests (the command's usage errors and the library's ValueErrors) get
@@ -20,7 +22,7 @@ from . import data as data_module
 from . import demo, models
 from .audit import AuditResult
 from .audit import audit as run_audit
-from .compare import Request, compare_digits, digits_request, run_digits
+from .compare import Request, compare_digits, compare_digits_seeds, digits_request, run_digits
 from .methods import available
 
 ROWS = [
@@ -122,21 +124,45 @@ def _compare_columns(kind: str) -> list[tuple[str, str]]:
     return [(key, head) for key, head, show in COMPARE_COLUMNS if show in ("both", kind)]
 
 
+def _grid(heads: list[str], rows: dict[str, list[str]]) -> str:
+    """One line per method: its name, then its cells right-aligned under the
+    heads, each column at least 13 characters wide."""
+    width = max(len(name) for name in rows)
+    widths = [max(13, len(head), *(len(cells[i]) for cells in rows.values())) for i, head in enumerate(heads)]
+    lines = [f"{'method':<{width}}  " + "  ".join(f"{head:>{w}}" for head, w in zip(heads, widths))]
+    for name, cells in rows.items():
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{cell:>{w}}" for cell, w in zip(cells, widths)))
+    return "\n".join(lines)
+
+
+def _number(key: str, value: float) -> str:
+    return f"{value:.1f}x" if key == "speedup" else f"{value:.4f}"
+
+
 def _compare_table(metrics: dict[str, dict[str, float]], kind: str) -> str:
     columns = _compare_columns(kind)
-    width = max(len(name) for name in metrics)
-    lines = [f"{'method':<{width}}  " + "  ".join(f"{head:>13}" for _, head in columns)]
-    for name, values in metrics.items():
-        cells = []
-        for key, _ in columns:
-            if key not in values:
-                cells.append(f"{'-':>13}")
-            elif key == "speedup":
-                cells.append(f"{values[key]:>12.1f}x")
-            else:
-                cells.append(f"{values[key]:>13.4f}")
-        lines.append(f"{name:<{width}}  " + "  ".join(cells))
-    return "\n".join(lines)
+    rows = {
+        name: [_number(key, values[key]) if key in values else "-" for key, _ in columns]
+        for name, values in metrics.items()
+    }
+    return _grid([head for _, head in columns], rows)
+
+
+def _spread(key: str, summary: dict[str, float]) -> str:
+    """A compact "mean+-std" cell: 3 decimals, a speed-up's 1 and its "x" at the end."""
+    digits = 1 if key == "speedup" else 3
+    cell = f"{summary['mean']:.{digits}f}+-{summary['std']:.{digits}f}"
+    return cell + "x" if key == "speedup" else cell
+
+
+def _seeds_table(out: dict[str, Any], kind: str) -> str:
+    """The comparison over seeds: "mean+-std" cells, then F and the final score."""
+    columns = _compare_columns(kind)
+    rows = {}
+    for name, values in out["metrics"].items():
+        cells = [_spread(key, values[key]) if key in values else "-" for key, _ in columns]
+        rows[name] = cells + [f"{out['forget_quality'][name]:.3f}", f"{out['final_score'][name]:.3f}"]
+    return _grid([head for _, head in columns] + ["F", "final score"], rows)
 
 
 def _pyplot():
@@ -220,10 +246,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
-    """The methods side by side on the digits request."""
+    """The methods side by side on the digits request: from the model seed
+    --seed, or summarised over --seeds model seeds from --seed on."""
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     request = _request(args)
-    out = compare_digits(args.methods, request, arch=args.model, seed=args.seed, progress=not args.quiet)
-    return {"methods": args.methods, "model": args.model, **_request_fields(request), **out}
+    fields = {"methods": args.methods, "model": args.model, **_request_fields(request)}
+    progress = not args.quiet
+    if args.seeds == 1:
+        out = compare_digits(args.methods, request, arch=args.model, seed=args.seed, progress=progress)
+        return {**fields, **{key: value for key, value in out.items() if key != "confidences"}}
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    return {**fields, **compare_digits_seeds(args.methods, request, arch=args.model, seeds=seeds, progress=progress)}
 
 
 def audit(args: argparse.Namespace) -> AuditResult:
@@ -268,6 +302,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_request_options(r)
     c = sub.add_parser("compare", help="every method applicable to one request, side by side with retraining")
     c.add_argument("--methods", default="all", help="'all' or a comma-separated list of methods")
+    c.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="repeat with K model seeds (--seed, --seed + 1, ...; the request stays the one --seed draws): "
+        "mean +- std, and with K >= 2 the forget quality F and the final score (F is 0 for K = 2: use K >= 3)",
+    )
     _add_request_options(c)
     a = sub.add_parser(
         "audit",
@@ -299,17 +341,32 @@ def _print_run(args: argparse.Namespace, out: dict[str, Any]) -> None:
 
 
 def _print_compare(args: argparse.Namespace, out: dict[str, Any]) -> None:
-    print(f"\nmethods on digits ({args.model}), {_describe(out)}")
-    print(_compare_table(out["metrics"], _kind(out)))
+    if args.seeds == 1:
+        print(f"\nmethods on digits ({args.model}), {_describe(out)}")
+        print(_compare_table(out["metrics"], _kind(out)))
+    else:
+        seeds = ", ".join(str(seed) for seed in out["seeds"])
+        print(f"\nmethods on digits ({args.model}), {_describe(out)}; mean +- std over model seeds {seeds}")
+        print(_seeds_table(out, _kind(out)))
+        print("F: forget quality F (higher = closer to retraining); retrain's F is the retrain-vs-retrain ceiling")
+        print("final score: F x retain accuracy ratio x test accuracy ratio, each over retraining's")
     for name, reason in out["skipped"].items():
         print(f"skipped {name}: {reason}")
 
 
+def _plot_compare(args: argparse.Namespace, out: dict[str, Any], path: str) -> None:
+    """The comparison's bar chart; over several seeds, of the means."""
+    metrics = out["metrics"]
+    if args.seeds > 1:
+        metrics = {name: {key: summary["mean"] for key, summary in values.items()} for name, values in metrics.items()}
+    _compare_plot(metrics, _kind(out), path)
+
+
 # command -> (what it computes, how it prints, how it plots)
 COMMANDS: dict[str, tuple[Callable, Callable, Callable]] = {
-    "run": (run, _print_run, lambda out, path: _plot(out["metrics"], path)),
-    "compare": (compare, _print_compare, lambda out, path: _compare_plot(out["metrics"], _kind(out), path)),
-    "audit": (audit, lambda args, out: print(out.table()), lambda out, path: out.plot(path)),
+    "run": (run, _print_run, lambda args, out, path: _plot(out["metrics"], path)),
+    "compare": (compare, _print_compare, _plot_compare),
+    "audit": (audit, lambda args, out: print(out.table()), lambda args, out, path: out.plot(path)),
 }
 
 
@@ -326,7 +383,7 @@ def _command(args: argparse.Namespace) -> None:
         with open(args.json, "w") as f:
             json.dump(out.to_dict() if isinstance(out, AuditResult) else out, f, indent=2, default=str)
     if args.plot:
-        plot(out, args.plot)
+        plot(args, out, args.plot)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -22,6 +22,7 @@ from unlearn.evaluation import (
     forget_quality,
     forget_quality_from_confidences,
     logit_confidence,
+    model_confidences,
 )
 from unlearn.evaluation.quality import EPSILON_CAP, _epsilon_table, _points
 
@@ -196,6 +197,20 @@ def test_the_confidence_is_exact_where_p_rounds_to_one():
     assert logit_confidence(three, torch.tensor([0])).item() == pytest.approx(float(torch.log(p / (1 - p))))
 
 
+def test_one_models_confidences_are_read_in_eval_mode_and_its_mode_is_restored():
+    confidences = draws(1, 9)[0][0]
+    model = FixedConfidence(confidences)  # in train mode, its dropout would scramble the confidences
+    inputs, labels = synthetic(confidences[None], confidences[None])[2]
+    whole = model_confidences(model, (inputs, labels))
+    assert whole.dtype == torch.float64 and whole.device.type == "cpu" and whole.shape == (9,)
+    torch.testing.assert_close(whole, confidences)
+    assert model.modes == {False} and model.training and model.dropout.training
+    batched = model_confidences(model, DataLoader(TensorDataset(inputs, labels), batch_size=4))
+    assert torch.equal(batched, whole) and model.batch_sizes[-3:] == [4, 4, 1]
+    with pytest.raises(TypeError, match="model"):
+        model_confidences("model", (inputs, labels))
+
+
 def test_final_score_is_f_times_both_accuracy_ratios():
     assert accuracy_ratio([0.9, 0.8], [1.0, 0.7]) == pytest.approx(0.85 / 0.85)
     assert accuracy_ratio(0.45, 0.9) == pytest.approx(0.5)
@@ -247,3 +262,4 @@ def test_bad_arguments_are_refused_naming_them():
 def test_exported():
     assert unlearn.evaluation.forget_quality is forget_quality
     assert forget_confidences is unlearn.evaluation.forget_confidences
+    assert model_confidences is unlearn.evaluation.model_confidences

@@ -23,7 +23,7 @@ from .._core import (
     takes_seed,
     validate_classes,
 )
-from ..evaluation import evaluate
+from ..evaluation import evaluate, model_confidences
 from ..methods import applicable, available, describe
 from ..methods import forget as run_method
 from ..methods.registry import NEEDS, get
@@ -193,9 +193,15 @@ def compare(
     `options["retrain"]`) or `retrain(retain, seed=seed)` (or `retrain(retain)`),
     a function returning a model trained from scratch on the retained Split.
 
-    Returns {"metrics": {"original": scores, "retrain": scores and "seconds",
-    name: scores, "seconds" and "speedup" over retraining}, "reports": {name:
-    what the method did}, "skipped": {name: why}}.
+    Returns a dict:
+    - "metrics": {"original": scores, "retrain": scores and "seconds", name:
+      scores, "seconds" and "speedup" over retraining};
+    - "confidences": for the same columns, the logit-scaled confidence of the
+      true label of every forget example under that column's model, in eval
+      mode without gradients (`unlearn.evaluation.model_confidences`: a
+      (examples,) float64 CPU tensor), what the forget quality F over several
+      seeds compares;
+    - "reports": {name: what the method did}; "skipped": {name: why}.
     """
     check_model(model)
     seed, options, models = check_seed(seed), dict(options or {}), dict(models or {})
@@ -207,6 +213,7 @@ def compare(
     _check_per_method(options, models, names, retrain)
     request = dict(forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed)
     score = functools.partial(evaluate, test=test_split, l2=l2, **request)
+    confidence = functools.partial(model_confidences, forget=forget_split)
 
     # torch loads parts of itself on the first torch.func call: pay that before timing.
     torch.func.grad(lambda w: (w * w).sum())(torch.ones(1))
@@ -220,14 +227,16 @@ def compare(
         "original": score(model, reference=reference.model),
         "retrain": {**score(reference.model, reference=reference.model), "seconds": reference.seconds},
     }
+    confidences = {"original": confidence(model), "retrain": confidence(reference.model)}
     reports: dict[str, Any] = {"retrain": reference.report}
     for name in names:
         steps.set_description(f"unlearn ({name})")
         result = run_method(models.get(name, model), name, **request, **options.get(name, {}))
         metrics[name], reports[name] = _row(result, score, reference)
+        confidences[name] = confidence(result.model)
         steps.update()
     steps.close()
-    return {"metrics": metrics, "reports": reports, "skipped": skipped}
+    return {"metrics": metrics, "confidences": confidences, "reports": reports, "skipped": skipped}
 
 
 def _row(result: ForgetResult, score: Callable[..., dict[str, float]], reference: ForgetResult) -> tuple[dict, dict]:

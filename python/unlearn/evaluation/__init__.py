@@ -30,7 +30,7 @@ from .._core import (
 )
 from . import attacks as _attacks  # the `attacks` argument of evaluate() shadows the module name
 from . import metrics
-from .confidences import Confidences, forget_confidences, logit_confidence
+from .confidences import Confidences, forget_confidences, logit_confidence, model_confidences
 from .lira import LiraResult, lira_attack, lira_from_confidences
 from .quality import ForgetQuality, accuracy_ratio, final_score, forget_quality, forget_quality_from_confidences
 
@@ -47,6 +47,7 @@ __all__ = [
     "lira_attack",
     "lira_from_confidences",
     "logit_confidence",
+    "model_confidences",
 ]
 
 

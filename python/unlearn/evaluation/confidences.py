@@ -1,5 +1,6 @@
-"""Per-example outputs of many models on the forget data: the logit-scaled
-confidence of the true class under each unlearned and each retrained model.
+"""Per-example outputs of models on the forget data: the logit-scaled
+confidence of the true class under one model, or under each unlearned and
+each retrained model.
 
 This is what the per-example metrics (`forget_quality`, `lira_attack`) compare:
 for each forget example, the empirical distribution of the confidence over the
@@ -108,6 +109,39 @@ def _model_confidence(model: nn.Module, inputs: torch.Tensor, labels: torch.Tens
     return logit_confidence(out, labels).cpu()
 
 
+def _read(models: dict[str, nn.Module], forget: Data) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Each named model's confidence on every forget example, and the labels,
+    from one pass over `forget`: every model scores a batch before the next is
+    drawn, so a shuffling DataLoader still lines the examples up across models.
+    Models run in eval mode without gradients (modes restored afterwards) and
+    torch's global RNG state is left as it was."""
+    first = next(iter(models.values()))
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in models}
+    labels = []
+    with ExitStack() as stack:
+        stack.enter_context(preserved_rng(first))
+        for model in models.values():
+            stack.enter_context(eval_mode(model))
+        stack.enter_context(torch.no_grad())
+        for inputs, batch_labels in _batches(forget, first):
+            for name, model in models.items():
+                parts[name].append(_model_confidence(model, inputs, batch_labels, name))
+            labels.append(batch_labels.cpu())
+    return {name: torch.cat(scores) for name, scores in parts.items()}, torch.cat(labels)
+
+
+def model_confidences(model: nn.Module, forget: Data) -> torch.Tensor:
+    """The logit-scaled confidence of every forget example under one model:
+    (examples,) float64 on the CPU, in the order `forget` was read.
+
+    `forget` is an (inputs, labels) pair, a Split or a DataLoader on the
+    model's device. The model runs in eval mode without gradients (its modes
+    are restored afterwards), and torch's global RNG state is left as it was.
+    """
+    scores, _ = _read({"model": check_model(model)}, forget)
+    return scores["model"]
+
+
 def forget_confidences(unlearned: Sequence[nn.Module], retrained: Sequence[nn.Module], forget: Data) -> Confidences:
     """The logit-scaled confidence of every forget example under every model.
 
@@ -121,19 +155,12 @@ def forget_confidences(unlearned: Sequence[nn.Module], retrained: Sequence[nn.Mo
     """
     unlearned, retrained = check_sides(unlearned, retrained)
     sides = {"unlearned": unlearned, "retrained": retrained}
-    parts: dict[str, list[torch.Tensor]] = {"unlearned": [], "retrained": []}
-    labels = []
-    with ExitStack() as stack:
-        stack.enter_context(preserved_rng(unlearned[0]))
-        for model in unlearned + retrained:
-            stack.enter_context(eval_mode(model))
-        stack.enter_context(torch.no_grad())
-        for inputs, batch_labels in _batches(forget, unlearned[0]):
-            for name, models in sides.items():
-                scores = [_model_confidence(m, inputs, batch_labels, f"{name}[{i}]") for i, m in enumerate(models)]
-                parts[name].append(torch.stack(scores))
-            labels.append(batch_labels.cpu())
-    return Confidences(torch.cat(parts["unlearned"], 1), torch.cat(parts["retrained"], 1), torch.cat(labels))
+    named = {f"{side}[{i}]": model for side, models in sides.items() for i, model in enumerate(models)}
+    scores, labels = _read(named, forget)
+    stacked = {
+        side: torch.stack([scores[f"{side}[{i}]"] for i in range(len(models))]) for side, models in sides.items()
+    }
+    return Confidences(stacked["unlearned"], stacked["retrained"], labels)
 
 
 def check_confidences(unlearned: Any, retrained: Any) -> tuple[torch.Tensor, torch.Tensor]:
