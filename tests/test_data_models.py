@@ -81,6 +81,21 @@ def test_every_model_maps_a_batch_to_ten_scores(name, digits):
     assert model(digits.test.inputs[:5]).shape == (5, 10)
 
 
+def test_cifar_resnet18_has_the_standard_shape_and_size():
+    model = models.ResNet18().eval()
+    assert sum(p.numel() for p in model.parameters()) == 11_173_962
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert "resnet18" not in models.ARCHITECTURES and models.ResNet18 not in models.ARCHITECTURES.values()
+    small = models.ResNet18(classes=7, width=8).eval()
+    with torch.no_grad():
+        assert small(torch.randn(3, 3, 32, 32)).shape == (3, 7)
+    with pytest.raises(ValueError, match="width"):
+        models.ResNet18(width=0)
+    with pytest.raises(TypeError, match="classes"):
+        models.ResNet18(classes=10.0)
+
+
 def test_build_rejects_unknown_names():
     with pytest.raises(ValueError, match="'logreg', 'mlp', 'cnn', 'vgg'"):
         models.build("resnet")

@@ -1,10 +1,14 @@
 """Small classifiers for the embedded digits (inputs 1 x 8 x 8, ten classes).
 They train in seconds on a CPU, so the default model can be built on the
-user's machine instead of downloaded."""
+user's machine instead of downloaded. Also the CIFAR ResNet-18, for
+experiments on image-sized inputs (not one of the digits `ARCHITECTURES`)."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from ._core import PositiveInt, check_option
 
 CLASSES = 10
 
@@ -62,6 +66,57 @@ class SmallVGG(nn.Sequential):
             nn.Dropout(0.5),
             nn.Linear(128, CLASSES),
         )
+
+
+class BasicBlock(nn.Module):
+    """Two 3 x 3 convolutions with BatchNorm and a residual connection, the
+    shortcut a strided 1 x 1 convolution with BatchNorm where the shape changes."""
+
+    def __init__(self, channels_in: int, channels_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_out)
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or channels_in != channels_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(channels_in, channels_out, 1, stride=stride, bias=False), nn.BatchNorm2d(channels_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """The CIFAR ResNet-18 (He et al. 2016, as commonly adapted to 32 x 32
+    inputs): a 3 x 3 stride-1 stem without max-pool, four stages of two
+    BasicBlocks of `width`, 2, 4 and 8 times `width` channels (strides 1, 2,
+    2, 2), global average pooling and a linear head; 11,173,962 parameters at
+    the standard width 64 and 10 classes."""
+
+    def __init__(self, classes: int = 10, in_channels: int = 3, width: int = 64) -> None:
+        super().__init__()
+        for name, value in (("classes", classes), ("in_channels", in_channels), ("width", width)):
+            check_option(name, value, PositiveInt)
+        self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        stages, channels = [], width
+        for stage, stride in enumerate((1, 2, 2, 2)):
+            out = width * 2**stage
+            stages.append(nn.Sequential(BasicBlock(channels, out, stride), BasicBlock(out, out, 1)))
+            channels = out
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.linear = nn.Linear(channels, classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The globally pooled 8 * `width` channels the linear head reads."""
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return self.layer4(self.layer3(self.layer2(self.layer1(out)))).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.features(x))
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"logreg": LogisticRegression, "mlp": MLP, "cnn": SmallCNN, "vgg": SmallVGG}

@@ -8,7 +8,6 @@ import math
 from typing import Annotated, Any, Literal, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import curvature as curv
@@ -35,6 +34,19 @@ def _copy_bytes(model: nn.Module, units: Units, sample: torch.Tensor) -> int:
     return sum(elements) * sample.element_size()
 
 
+def log_odds(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log sum_{j != y} exp(z_j) - z_y of each row, in float64: the per-copy
+    response FOCI explains. Cross-entropy is softplus of it, strictly
+    increasing, so both rank the copies alike (FOCI reads only ranks). But a
+    confident model's cross-entropy, log(1 + tiny), is rounded near 0 in steps
+    of the dtype's epsilon and is exactly 0 past a logit margin of about 17 in
+    float32 (about 37 in float64), so the copies tie; the log-odds is about
+    minus the margin, its differences kept at any confidence."""
+    z = logits.double()
+    rows = labels[:, None]
+    return z.scatter(1, rows, -math.inf).logsumexp(dim=1) - z.gather(1, rows)[:, 0]
+
+
 def perturbation_features(
     model: nn.Module,
     units: Units,
@@ -45,32 +57,55 @@ def perturbation_features(
     memory_budget: int,
     group: Optional[Any] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-copy loss (k*copies) and unit mean activations (k*copies x units):
-    all copies of all forget samples, forwarded in batches under the budget.
-    With a process `group`, each rank forwards one contiguous block of the
-    copies and the blocks are gathered on every rank."""
+    """Per-copy loss log-odds (k*copies, float64; `log_odds`) and unit mean
+    activations (k*copies x units, in the inputs' dtype): all copies of all
+    forget samples, forwarded in batches under the budget. With a process
+    `group`, each rank forwards one contiguous block of the copies and the
+    blocks are gathered on every rank."""
     k = len(forget)
     noisy = ops.perturb(forget.inputs, copies, sigma, seed=seed)  # (copies, k, ...)
     noisy = noisy.transpose(0, 1).reshape(k * copies, *forget.inputs.shape[1:])
     labels = forget.labels.repeat_interleave(copies)
     first, last = (0, k * copies) if group is None else distributed.shard_rows(k * copies, group)
     features = torch.empty(last - first, units.columns, dtype=noisy.dtype, device=noisy.device)
-    losses = torch.empty(last - first, dtype=noisy.dtype, device=noisy.device)
+    responses = torch.empty(last - first, dtype=torch.float64, device=noisy.device)
     batch = max(1, memory_budget // _copy_bytes(model, units, noisy[0]))
     with torch.no_grad():
         for start in range(0, last - first, batch):
             end = min(last - first, start + batch)
             with units.record(features[start:end]):
                 out = model(noisy[first + start : first + end])
-            losses[start:end] = F.cross_entropy(out, labels[first + start : first + end], reduction="none")
+            responses[start:end] = log_odds(out, labels[first + start : first + end])
     if group is not None:
-        losses = distributed.gather_rows(losses, k * copies, group)
+        responses = distributed.gather_rows(responses, k * copies, group)
         features = distributed.gather_rows(features, k * copies, group)
-    return losses, features
+    return responses, features
+
+
+def check_responses(responses: torch.Tensor, copies: int, forget: Split, sigma: float) -> None:
+    """Raises ValueError naming the first forget sample whose copies give a NaN
+    response or all the same one: FOCI has nothing to explain there."""
+    rows = responses.view(-1, copies)
+    undefined = rows.isnan().any(dim=1)
+    constant = ~(rows.amax(dim=1) > rows.amin(dim=1))
+    bad = (undefined | constant).nonzero()
+    if len(bad) == 0:
+        return
+    i = int(bad[0])
+    if undefined[i]:
+        raise ValueError(f"forget sample {i}: the model's outputs on some of its perturbed copies are not finite")
+    scale = float(forget.inputs[i].abs().max())
+    raise ValueError(
+        f"forget sample {i}: its loss is the same on all {copies} perturbed copies, even compared at float64 "
+        f"precision, so FOCI has no change to explain: the model's output does not respond to noise of "
+        f"sigma = {sigma:g} on this input (largest |x| = {scale:.3g}). A larger sigma helps only where that noise "
+        "is too small for the input's scale (lost to rounding, or within a region where the output is flat); "
+        "a model that ignores this input gives the same loss for any sigma (selection='all' needs no FOCI)"
+    )
 
 
 def select_columns(
-    losses: torch.Tensor,
+    responses: torch.Tensor,
     features: torch.Tensor,
     copies: int,
     selection: str,
@@ -79,19 +114,15 @@ def select_columns(
     group: Optional[Any] = None,
 ) -> list[list[int]]:
     """Columns picked for each forget sample from its own copies (FOCI shared
-    by the ranks of `group` when one is given)."""
+    by the ranks of `group` when one is given); FOCI needs each sample's
+    responses to vary (`check_responses`)."""
     picks = []
-    for i in range(losses.shape[0] // copies):
-        y = losses[i * copies : (i + 1) * copies].double()
-        f = features[i * copies : (i + 1) * copies]
-        if not bool(y.max() > y.min()):
-            raise ValueError(
-                f"forget sample {i}: its loss does not change under perturbation, so nothing can be selected; "
-                "raise sigma"
-            )
+    for i in range(responses.shape[0] // copies):
         if selection == "all":
-            picks.append(list(range(f.shape[1])))
+            picks.append(list(range(features.shape[1])))
             continue
+        y = responses[i * copies : (i + 1) * copies]
+        f = features[i * copies : (i + 1) * copies]
         chosen = foci(y, f, max_select=max_select, seed=seed + i, group=group).selected
         if selection == "random":
             g = torch.Generator().manual_seed(seed + i)
@@ -252,9 +283,13 @@ def lcodec(
     model.eval()
     units = Units(model)
     with timer("perturb_forward"):
-        losses, features = perturbation_features(model, units, forget, perturbations, sigma, seed, memory_budget, group)
+        responses, features = perturbation_features(
+            model, units, forget, perturbations, sigma, seed, memory_budget, group
+        )
     with timer("select"):
-        picks = select_columns(losses, features, perturbations, selection, max_select, seed, group)
+        if selection != "all":
+            check_responses(responses, perturbations, forget, sigma)
+        picks = select_columns(responses, features, perturbations, selection, max_select, seed, group)
     columns = sorted({c for p in picks for c in p})
     report = {
         "selection": selection,
