@@ -119,6 +119,26 @@ class ResNet18(nn.Module):
         return self.linear(self.features(x))
 
 
+class MNIST1DCNN(nn.Sequential):
+    """The convolutional baseline of MNIST-1D (Greydanus, 2020): three 1-D
+    convolutions of `channels` filters (kernel 5, then 3, stride 2), ReLU, a
+    linear head; no BatchNorm. Inputs N x 1 x 40."""
+
+    def __init__(self, classes: int = 10, channels: int = 25) -> None:
+        for name, value in (("classes", classes), ("channels", channels)):
+            check_option(name, value, PositiveInt)
+        super().__init__(
+            nn.Conv1d(1, channels, 5, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(channels * 5, classes),
+        )
+
+
 ARCHITECTURES: dict[str, type[nn.Module]] = {"logreg": LogisticRegression, "mlp": MLP, "cnn": SmallCNN, "vgg": SmallVGG}
 
 
