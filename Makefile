@@ -14,7 +14,7 @@ $(PY):
 
 $(VENV)/.deps: Makefile | $(PY)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH) numpy scipy scikit-learn tqdm matplotlib pytest scikit-build-core ninja cmake ruff==0.17.5 clang-format==23.1.3 hypothesis==6.170.17
+	$(PIP) install -q $(TORCH) numpy scipy scikit-learn tqdm matplotlib pytest scikit-build-core ninja cmake ruff==0.17.5 clang-format==23.1.3 hypothesis==6.170.17 mnist1d
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(SOURCES)
