@@ -69,20 +69,25 @@ def _blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return inputs, labels
 
 
+def train_linear(data, seed):
+    """A user's training function: a linear classifier of the blobs, seeded."""
+    inputs, labels = data
+    torch.manual_seed(seed)
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(30):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(inputs), labels).backward()
+        optimizer.step()
+    return model
+
+
 def test_a_users_model_is_audited_with_its_own_training():
     calls = []
 
     def train_fn(data, seed):
-        inputs, labels = data
-        calls.append((len(labels), seed))
-        torch.manual_seed(seed)
-        model = nn.Linear(4, 3)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-        for _ in range(30):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(inputs), labels).backward()
-            optimizer.step()
-        return model
+        calls.append((len(data[1]), seed))
+        return train_linear(data, seed)
 
     inputs, labels = _blobs(300, 0)
     forget, retain = (inputs[:10], labels[:10]), (inputs[10:], labels[10:])
@@ -91,6 +96,18 @@ def test_a_users_model_is_audited_with_its_own_training():
     assert calls[3:] == [(290, seed) for seed in range(6)]  # references, then the ceiling
     assert set(result.rows) == {"original", "retrain", "finetune"}
     assert result.info["arch"] is None and result.info["forget_examples"] == 10
+
+
+def test_worker_processes_train_the_same_models():
+    inputs, labels = _blobs(200, 0)
+    request = dict(forget=(inputs[:8], labels[:8]), retain=(inputs[8:], labels[8:]), test=_blobs(50, 1), models=2)
+    serial = audit(["finetune"], train_fn=train_linear, **request)
+    parallel = audit(["finetune"], train_fn=train_linear, workers=2, **request)
+    for name in serial.rows:
+        assert torch.equal(serial.epsilons[name], parallel.epsilons[name])
+        assert serial.rows[name]["acc_test"] == parallel.rows[name]["acc_test"]
+    with pytest.raises(ValueError, match="top level of an importable module"):
+        audit(["finetune"], train_fn=lambda data, seed: train_linear(data, seed), workers=2, **request)
 
 
 def test_a_failing_method_is_reported_and_the_others_still_run(monkeypatch):

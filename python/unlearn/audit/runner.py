@@ -14,8 +14,11 @@ score with this N).
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -25,6 +28,7 @@ from torch import nn
 from .. import data as data_module
 from .._core import (
     Data,
+    PositiveInt,
     Split,
     as_split,
     check_model,
@@ -115,6 +119,7 @@ def audit(
     options: Optional[Mapping[str, Mapping[str, Any]]] = None,
     delta: float = 1e-5,
     progress: bool = False,
+    workers: int = 1,
 ) -> AuditResult:
     """Audits `methods` ("all": every method serving the request, or names) on
     one forget request with `models` = N models per side (N >= 2; the
@@ -132,7 +137,10 @@ def audit(
     model, with `forget`, `retain` and `test` data ((inputs, labels) pairs,
     Splits or DataLoaders) and, for a class request, `forget_classes`: the
     originals are trained on retain and forget together, the references on
-    retain, each with its own seed.
+    retain, each with its own seed; with `workers` > 1 those calls run in
+    that many processes (spawned: `train_fn` must be a top-level function of
+    an importable module; each process gets its share of torch's threads).
+    On a GPU, let `train_fn` put the model on it.
 
     Method i runs on original i with `seed + i` and `options[method]` (on the
     digits over the digits options, e.g. lcodec's l2 set to the training
@@ -147,6 +155,7 @@ def audit(
     seed = check_seed(seed)
     check_option("delta", delta, Delta)
     check_option("progress", progress, bool)
+    check_option("workers", workers, PositiveInt)
     options = _check_options(options)
     request = dict(
         forget_class=forget_class,
@@ -155,6 +164,8 @@ def audit(
         forget_indices=forget_indices,
         mislabelled=mislabelled,
     )
+    if train_fn is None and workers > 1:
+        raise ValueError("workers: only calls of train_fn run in worker processes; the digits train as ensembles")
     if train_fn is None:
         user = {"forget": forget, "retain": retain, "test": test, "forget_classes": forget_classes}
         given = [name for name, value in user.items() if value is not None]
@@ -171,7 +182,7 @@ def audit(
             raise TypeError(f"train_fn must be a function, got {type(train_fn).__name__}")
         kind = "class" if forget_classes is not None else "instance"
         names, skipped = _plan(methods, kind, mnemonic_possible=False)
-        setup = _user_setup(train_fn, forget, retain, test, forget_classes, models, seed, options, progress)
+        setup = _user_setup(train_fn, forget, retain, test, forget_classes, models, seed, options, progress, workers)
     populations, failed = _run(setup, names, seed, progress)
     return _result(setup, populations, failed, skipped, models, seed, delta, arch if train_fn is None else None)
 
@@ -251,6 +262,7 @@ def _user_setup(
     seed: int,
     options: dict[str, dict[str, Any]],
     progress: bool,
+    workers: int,
 ) -> _Setup:
     """The user's request and models: originals trained by `train_fn` on
     retain and forget together, references and the ceiling on retain."""
@@ -261,7 +273,7 @@ def _user_setup(
         raise ValueError("forget: give the samples to forget (forget=...) or the classes (forget_classes=...)")
     everything = retain_split if forget_split is None else _joined(forget_split, retain_split)
     _say(progress, f"training {count} originals with train_fn")
-    originals = [_trained(train_fn, everything, seed + i, "original")[0] for i in range(count)]
+    originals = [model for model, _ in _train_all(train_fn, everything, range(seed, seed + count), "original", workers)]
     classes = None
     if forget_classes is not None:
         classes = validate_classes(forget_classes, output_classes(originals[0], retain_split.inputs, "retain"))
@@ -270,7 +282,7 @@ def _user_setup(
             side = "forget" if forget_split is None else "retain"
             raise ValueError(f"{side}: no samples are left on that side of the request for classes {classes}")
     _say(progress, f"training {2 * count} references with train_fn")
-    timed = [_trained(train_fn, retain_split, seed + i, "reference") for i in range(2 * count)]
+    timed = _train_all(train_fn, retain_split, range(seed, seed + 2 * count), "reference", workers)
     models = [model for model, _ in timed]
     test_split = as_split(test, "test", originals[0])
     for name, split in (("forget", forget_split), ("retain", retain_split)):
@@ -301,15 +313,43 @@ def _joined(first: Split, second: Split) -> Split:
     return Split(torch.cat([first.inputs, second.inputs]), torch.cat([first.labels, second.labels]))
 
 
-def _trained(train_fn: TrainFunction, split: Split, seed: int, what: str) -> tuple[nn.Module, float]:
-    """A model from the user's training function, and the seconds it took."""
+def _train_all(
+    train_fn: TrainFunction, split: Split, seeds: range, what: str, workers: int
+) -> list[tuple[nn.Module, float]]:
+    """One model per seed from the user's training function, with the seconds
+    each took; in `workers` processes when more than one (each with its
+    share of the CPU threads)."""
+    calls = [(train_fn, split, seed) for seed in seeds]
+    if workers == 1:
+        timed = [_call(call) for call in calls]
+    else:
+        try:
+            pickle.dumps(train_fn)
+        except (pickle.PicklingError, AttributeError, TypeError) as error:
+            raise ValueError(
+                f"train_fn cannot be sent to worker processes ({error}): with workers > 1 it must be a "
+                "function defined at the top level of an importable module"
+            ) from error
+        threads = max(1, torch.get_num_threads() // workers)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
+        ) as pool:
+            timed = list(pool.map(_call, calls))
+    for model, _ in timed:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"train_fn must return a torch.nn.Module, got {type(model).__name__} (for an {what})")
+        check_model(model, f"the {what} train_fn returned")
+    return timed
+
+
+def _call(call: tuple[TrainFunction, Split, int]) -> tuple[Any, float]:
+    """`train_fn((inputs, labels), seed=seed)` (without seed when it takes none), timed."""
+    train_fn, split, seed = call
     start = time.perf_counter()
     data = (split.inputs, split.labels)
     model = train_fn(data, seed=seed) if takes_seed(train_fn) else train_fn(data)
-    seconds = time.perf_counter() - start
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"train_fn must return a torch.nn.Module, got {type(model).__name__} (for an {what})")
-    return check_model(model, f"the {what} train_fn returned"), seconds
+    return model, time.perf_counter() - start
 
 
 def _run(setup: _Setup, names: list[str], seed: int, progress: bool) -> tuple[dict[str, _Population], dict[str, str]]:
