@@ -130,6 +130,8 @@ def test_a_failing_method_is_reported_and_the_others_still_run(monkeypatch):
 def test_bad_requests_are_refused_before_training():
     with pytest.raises(ValueError, match="models must be at least 2"):
         audit(forget_samples=5, models=1)
+    with pytest.raises(ValueError, match="arch must be one of"):
+        audit(forget_samples=5, models=2, arch="resnet")
     with pytest.raises(ValueError, match="give exactly one of"):
         audit(forget_samples=5, forget_class=2, models=2)
     with pytest.raises(ValueError, match="forget is for your own model"):

@@ -55,6 +55,7 @@ from ..methods import available, describe
 from ..methods import forget as run_method
 from ..methods.registry import NEEDS, get
 from ..mnemonic_codes import MnemonicCodes
+from ..models import ARCHITECTURES
 from .report import AuditResult
 from .requests import AuditRequest, audit_request
 
@@ -166,6 +167,8 @@ def audit(
     )
     if train_fn is None and workers > 1:
         raise ValueError("workers: only calls of train_fn run in worker processes; the digits train as ensembles")
+    if train_fn is None and arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {', '.join(map(repr, ARCHITECTURES))}, got {arch!r}")
     if train_fn is None:
         user = {"forget": forget, "retain": retain, "test": test, "forget_classes": forget_classes}
         given = [name for name, value in user.items() if value is not None]
