@@ -33,13 +33,13 @@ CSRC := $(shell find csrc -type f \( -name '*.h' -o -name '*.cpp' -o -name '*.cu
 
 # ruff (lint and format) for Python, clang-format for C++/CUDA; `make format` applies both.
 lint: $(VENV)/.deps
-	$(VENV)/bin/ruff check python tests benchmarks
-	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/ruff check python tests benchmarks examples
+	$(VENV)/bin/ruff format --check python tests benchmarks examples
 	$(VENV)/bin/clang-format --dry-run --Werror $(CSRC)
 
 format: $(VENV)/.deps
-	$(VENV)/bin/ruff check --fix python tests benchmarks
-	$(VENV)/bin/ruff format python tests benchmarks
+	$(VENV)/bin/ruff check --fix python tests benchmarks examples
+	$(VENV)/bin/ruff format python tests benchmarks examples
 	$(VENV)/bin/clang-format -i $(CSRC)
 
 bench: $(VENV)/.built

@@ -1,22 +1,28 @@
 """unlearn.compare on a model and data of the caller's (a small MLP on
 Gaussian blobs, not the digits): its rows and confidences, the methods it runs
 or skips, the errors it raises before any training, and a retrain function of
-the caller's. Then compare_digits_seeds on the digits: its means and standard
-deviations over model seeds, its forget quality F and final scores."""
+the caller's and the data it receives, the same over several seeds (one model,
+the methods' and retraining's seeds varying), JSON and plots. Then
+compare_digits_seeds on the digits: its means and standard deviations over
+model seeds, its forget quality F and final scores."""
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
+import sys
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 import unlearn
 from unlearn import MnemonicCodes, Split
 from unlearn.compare import compare_digits, compare_digits_seeds, digits_request, runner
-from unlearn.compare import seeds as seeds_module
+from unlearn.compare import digits as digits_module
+from unlearn.compare.display import comparison_figure, run_figure
 from unlearn.evaluation import forget_quality_from_confidences, logit_confidence, model_confidences
 from unlearn.training import fit
 
@@ -211,7 +217,7 @@ def over_seeds():
         return runs[-1][2]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(seeds_module, "compare_digits", recorded)
+        patch.setattr(digits_module, "compare_digits", recorded)
         out = compare_digits_seeds(SEEDS_METHODS, request, arch="mlp", seeds=3)
     return request, runs, out
 
@@ -276,7 +282,7 @@ def test_over_seeds_retrains_ceiling_is_retraining_against_more_retrained_models
 
 def test_over_one_seed_there_is_no_spread_and_no_forget_quality(over_seeds, monkeypatch):
     request, runs, _ = over_seeds
-    monkeypatch.setattr(seeds_module, "compare_digits", lambda *args, **kwargs: runs[1][2])
+    monkeypatch.setattr(digits_module, "compare_digits", lambda *args, **kwargs: runs[1][2])
     out = compare_digits_seeds(SEEDS_METHODS, request, arch="mlp", seeds=[1])
     assert out["seeds"] == [1] and out["reference_seeds"] == []
     assert out["forget_quality"] == {} and out["final_score"] == {}
@@ -296,7 +302,198 @@ def test_over_one_seed_there_is_no_spread_and_no_forget_quality(over_seeds, monk
     ],
 )
 def test_bad_seeds_are_refused_before_any_run(seeds, error, match, monkeypatch):
-    monkeypatch.setattr(seeds_module, "compare_digits", _never)
+    monkeypatch.setattr(digits_module, "compare_digits", _never)
     request = digits_request(unlearn.digits(), forget_samples=3)
     with pytest.raises(error, match=match):
         compare_digits_seeds("neggrad", request, arch="mlp", seeds=seeds)
+
+
+# The caller's retraining gets the retained data in the form the caller gave it.
+
+
+def _recording_retrain(model):
+    """A retrain function that records what it receives and returns a copy of `model` (no training)."""
+
+    def retrain(data, seed):
+        retrain.calls.append((data, seed))
+        return copy.deepcopy(model)
+
+    retrain.calls = []
+    return retrain
+
+
+def test_a_retrain_function_gets_a_tuple_when_given_a_tuple(task):
+    model, train, test = task
+    retrain = _recording_retrain(model)
+    pair = (train.inputs[10:], train.labels[10:])
+    unlearn.compare(model, "neggrad", forget=_instance(train)["forget"], retain=pair, test=test, retrain=retrain)
+    ((data, seed),) = retrain.calls
+    assert type(data) is tuple and data[0] is pair[0] and torch.equal(data[1], pair[1]) and seed == 0
+
+
+def test_a_retrain_function_gets_the_callers_dataloader_when_nothing_is_filtered(task):
+    model, train, test = task
+    retrain = _recording_retrain(model)
+    loader = DataLoader(TensorDataset(train.inputs[10:], train.labels[10:]), batch_size=16)
+    unlearn.compare(model, "neggrad", forget=_instance(train)["forget"], retain=loader, test=test, retrain=retrain)
+    ((data, _),) = retrain.calls
+    assert data is loader
+
+
+def test_a_class_request_gives_retrain_a_dataloader_over_the_other_classes_with_the_same_batch_size(task):
+    model, train, test = task
+    retrain = _recording_retrain(model)
+    loader = DataLoader(TensorDataset(train.inputs, train.labels), batch_size=16, shuffle=True, drop_last=True)
+    unlearn.compare(model, "neggrad", retain=loader, test=test, forget_classes=[2], retrain=retrain, seed=4)
+    ((data, seed),) = retrain.calls
+    assert isinstance(data, DataLoader) and data is not loader and seed == 4
+    assert data.batch_size == 16 and data.drop_last and isinstance(data.sampler, RandomSampler)
+    labels = torch.cat([batch[1] for batch in data])
+    assert len(labels) == 112 and not bool((labels == 2).any())  # 120 samples kept, 7 full batches of 16
+
+
+# Over several seeds, the user's model stays and the methods' and retraining's seeds vary.
+USER_METHODS = "neggrad"
+
+
+@pytest.fixture(scope="module")
+def user_seeds(task):
+    """unlearn.compare over 3 seeds, with every per-seed run it made."""
+    model, train, test = task
+    runs = []
+
+    def recorded(plan, seed, tag=""):
+        runs.append((seed, run(plan, seed, tag)))
+        return runs[-1][1]
+
+    run = runner._run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "_run", recorded)
+        out = unlearn.compare(model, USER_METHODS, **_instance(train), test=test, options=FAST, seeds=3)
+    return runs, out
+
+
+def test_over_seeds_compare_summarises_the_per_seed_runs(user_seeds):
+    runs, out = user_seeds
+    assert [seed for seed, _ in runs] == out["seeds"] == [0, 1, 2] and out["reference_seeds"] == [3, 4, 5]
+    assert json.loads(json.dumps(out)) == out
+    assert list(out["metrics"]) == ["original", "retrain", "neggrad"]
+    for column, scores in out["metrics"].items():
+        for key, summary in scores.items():
+            values = [run["metrics"][column][key] for _, run in runs]
+            assert summary["mean"] == pytest.approx(statistics.fmean(values), rel=1e-12, abs=1e-15)
+            assert summary["std"] == pytest.approx(statistics.stdev(values), rel=1e-9, abs=1e-15)
+    stacked = {column: torch.stack([run["confidences"][column] for _, run in runs]) for column in out["metrics"]}
+    # The model is the caller's in every run: its scores do not move; the retrained models differ.
+    assert (
+        out["metrics"]["original"]["acc_forget"]["std"] == 0 and out["metrics"]["original"]["grad_residual"]["std"] == 0
+    )
+    assert not torch.equal(stacked["retrain"][0], stacked["retrain"][1])
+    for column in ("original", "neggrad"):
+        expected = forget_quality_from_confidences(stacked[column], stacked["retrain"]).score
+        assert out["forget_quality"][column] == expected
+    assert out["final_score"]["retrain"] == pytest.approx(out["forget_quality"]["retrain"])
+
+
+def test_over_seeds_each_run_is_the_single_run_of_its_seed_and_the_ceiling_retrains_with_later_seeds(task, user_seeds):
+    model, train, test = task
+    runs, out = user_seeds
+    request = _instance(train)
+    alone = unlearn.compare(model, USER_METHODS, **request, test=test, options=FAST, seed=1)
+    for column, scores in alone["metrics"].items():
+        for key in scores.keys() - {"seconds", "speedup"}:
+            assert runs[1][1]["metrics"][column][key] == scores[key], (column, key)
+
+    def retrained(seed):
+        result = unlearn.forget(model, "retrain", **request, seed=seed, **FAST["retrain"])
+        return model_confidences(result.model, request["forget"])
+
+    ceiling = torch.stack([retrained(seed) for seed in out["reference_seeds"]])
+    references = torch.stack([run["confidences"]["retrain"] for _, run in runs])
+    assert out["forget_quality"]["retrain"] == forget_quality_from_confidences(references, ceiling).score
+
+
+def test_over_a_list_of_seeds_the_retrain_function_gets_each_seed_then_the_ceilings(task):
+    model, train, test = task
+    retrain = _recording_retrain(model)
+    out = unlearn.compare(model, "neggrad", **_instance(train), test=test, retrain=retrain, seeds=[5, 9])
+    assert [seed for _, seed in retrain.calls] == [5, 9, 10, 11]
+    assert out["seeds"] == [5, 9] and out["reference_seeds"] == [10, 11]
+    assert all(type(data) is Split for data, _ in retrain.calls)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(seeds=0), ValueError, "seeds must be at least 1, got 0"),
+        (dict(seeds=[1, 1]), ValueError, "seeds must be distinct"),
+        (dict(seeds="3"), TypeError, "seeds must be an int or a sequence of ints, got str"),
+        (dict(seeds=[1, 2], seed=3), ValueError, "seed: with seeds=.* leave seed at 0"),
+        (dict(json=3), TypeError, "json must be a path"),
+        (dict(plot="/no/such/folder/out.png"), ValueError, "plot: the folder '/no/such/folder' does not exist"),
+        (dict(l2=-1.0), ValueError, "l2"),
+    ],
+)
+def test_bad_seeds_and_outputs_are_refused_before_training(task, kwargs, error, match):
+    model, train, test = task
+    with pytest.raises(error, match=match):
+        unlearn.compare(model, "neggrad", **_instance(train), test=test, retrain=_never, **kwargs)
+
+
+def test_json_and_plot_are_written_from_python(task, tmp_path):
+    model, train, test = task
+    out_json, out_png = tmp_path / "out.json", tmp_path / "out.png"
+    out = unlearn.compare(model, "neggrad", **_instance(train), test=test, options=FAST, json=out_json, plot=out_png)
+    written = json.loads(out_json.read_text())
+    assert written["metrics"] == out["metrics"]
+    assert written["confidences"]["neggrad"] == out["confidences"]["neggrad"].tolist()
+    assert out_png.read_bytes()[:4] == b"\x89PNG" and out_png.stat().st_size > 1000
+
+
+def test_a_missing_matplotlib_is_an_import_error_naming_the_extra_before_training(task, monkeypatch):
+    model, train, test = task
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    with pytest.raises(ImportError, match=r"pip install 'torch-unlearn\[plot\]'"):
+        unlearn.compare(model, "neggrad", **_instance(train), test=test, retrain=_never, plot="out.png")
+
+
+# Plots: a log axis never gets a value <= 0.
+
+
+def _log_axes_values(fig) -> list[float]:
+    """Every bar height, error-bar end and y limit on the figure's log axes (at least one axis)."""
+    from matplotlib.container import ErrorbarContainer
+
+    axes = [ax for ax in fig.axes if ax.get_yscale() == "log"]
+    assert axes
+    values = []
+    for ax in axes:
+        values += [patch.get_height() for patch in ax.patches] + [ax.get_ylim()[0]]
+        for container in ax.containers:
+            if isinstance(container, ErrorbarContainer):
+                for lines in container.lines[2]:
+                    values += [y for segment in lines.get_segments() for _, y in segment]
+    return values
+
+
+def test_log_axes_clip_zero_and_spread_below_zero_at_a_floor():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    row = {key: 0.5 for key in ("acc_retain", "acc_forget", "acc_test", "mia_loss_logreg")}
+    one_run = {"metrics": {"original": row, "retrain": {**row, "seconds": 0.0}, "m": {**row, "seconds": 0.2}}}
+    spread = {key: {"mean": 0.5, "std": 0.1} for key in row}
+    summary = {
+        "metrics": {
+            "original": spread,
+            "retrain": {**spread, "seconds": {"mean": 0.01, "std": 0.3}},  # mean - std < 0
+            "m": {**spread, "seconds": {"mean": 0.0, "std": None}},
+        }
+    }
+    columns = {name: {**row, "js_divergence": 0.0, "param_distance": 0.0, "grad_residual": 1e-3} for name in "ab"}
+    figures = [comparison_figure(one_run), comparison_figure(summary), run_figure(columns, "title")]
+    try:
+        for fig in figures:
+            values = _log_axes_values(fig)
+            assert min(values) > 0 and fig._suptitle.get_text()
+    finally:
+        for fig in figures:
+            plt.close(fig)

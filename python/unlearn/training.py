@@ -34,6 +34,7 @@ from ._core import (
     check_option,
     check_seed,
     model_device,
+    progress,
 )
 from .models import build
 
@@ -160,15 +161,8 @@ def fit(
 
 
 def epoch_progress(steps: range, enabled: bool, description: str) -> Iterable[int]:
-    """`steps`, behind a tqdm bar when `enabled` (a warning and no bar without tqdm)."""
-    if not enabled:
-        return steps
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        warnings.warn("progress=True needs tqdm, which is not installed: training without a progress bar", stacklevel=3)
-        return steps
-    return tqdm(steps, desc=description, unit="epoch")
+    """`steps`, counted per epoch when `enabled` (a tqdm bar, or plain lines without tqdm)."""
+    return progress(steps, len(steps), description, enabled, unit="epoch")
 
 
 def cache_dir() -> Path:

@@ -1,7 +1,8 @@
-"""The bottom layer: request types and their validation, option checks and
-stage timing. It imports nothing else from the package."""
+"""The bottom layer: request types and their validation, option checks,
+stage timing, progress, and calling the user's functions. It imports nothing
+else from the package."""
 
-from .calls import takes_seed
+from .calls import import_callable, takes_seed
 from .options import (
     NonNegative,
     NonNegativeInt,
@@ -13,6 +14,7 @@ from .options import (
     check_option,
     check_seed,
 )
+from .progress import progress, progress_bar
 from .request import (
     Data,
     ForgetResult,
@@ -50,9 +52,12 @@ __all__ = [
     "check_seed",
     "class_request",
     "eval_mode",
+    "import_callable",
     "model_device",
     "output_classes",
     "preserved_rng",
+    "progress",
+    "progress_bar",
     "takes_seed",
     "validate_classes",
 ]

@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 import torch
 
+from ..compare.display import pyplot
+
 # Table columns: (key, header, format); accuracies are "mean +- std" cells.
 _COLUMNS = [
     ("forget_quality", "F", "{:.3f}"),
@@ -79,7 +81,7 @@ class AuditResult:
         """Writes a figure to `path`: one histogram of per-example epsilons per
         row, and a panel of F, the final score and the mean accuracies (with
         their std). Needs matplotlib."""
-        plt = _pyplot()
+        plt = pyplot()
         names = list(self.rows)
         fig = plt.figure(figsize=(max(10, 2.2 * len(names)), 7))
         grid = fig.add_gridspec(2, len(names))
@@ -124,14 +126,3 @@ def _cell(value: Any, fmt: Optional[str]) -> str:
     if isinstance(value, dict):
         return f"{value['mean']:.3f} +- {value['std']:.3f}"
     return fmt.format(value)
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ImportError("plotting needs matplotlib: pip install 'torch-unlearn[plot]'") from error
-    return plt

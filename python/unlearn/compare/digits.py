@@ -1,19 +1,22 @@
 """The experiment on the embedded default: one forget request on the digits,
 served by one method or by several through `compare()`, from the cached
-digits models (`unlearn.train`, `unlearn.train_mnemonic`)."""
+digits models (`unlearn.train`, `unlearn.train_mnemonic`), once or over
+several model seeds (`compare_digits_seeds`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from .. import data as data_module
-from .._core import Split, check_seed
+from ..evaluation import model_confidences
+from ..methods import forget
 from ..training import TRAINING_DEFAULTS, train, train_mnemonic
-from .runner import PerMethod, compare, resolve_methods
+from .requests import Request, draw_request
+from .runner import PerMethod, check_options, compare, resolve_methods
+from .seeds import Seeds, seed_list, summarise
 
 # Options for the embedded digits models (trained with weight decay 5e-4).
 # The (epsilon, delta) noise of L-CODEC assumes a strongly convex objective;
@@ -34,20 +37,6 @@ def _mnemonic_model(arch: str, seed: int) -> tuple[nn.Module, dict[str, Any]]:
 SPECIAL_TRAINING: dict[str, Callable[[str, int], tuple[nn.Module, dict[str, Any]]]] = {"mnemonic": _mnemonic_model}
 
 
-@dataclass
-class Request:
-    """Which training samples (or classes) to forget, and the rest."""
-
-    forget: Split
-    retain: Split
-    indices: torch.Tensor
-    forget_classes: Optional[list[int]] = None
-
-    @property
-    def kind(self) -> str:
-        return "class" if self.forget_classes is not None else "instance"
-
-
 def digits_request(
     digits: data_module.Digits,
     *,
@@ -58,34 +47,8 @@ def digits_request(
 ) -> Request:
     """A request on the digits training split: `forget_samples` random samples
     (seeded), the given `forget_indices`, or every sample of `forget_class`."""
-    seed = check_seed(seed)
-    given = [v is not None for v in (forget_samples, forget_indices, forget_class)]
-    if sum(given) != 1:
-        raise ValueError("give exactly one of forget_samples, forget_indices and forget_class")
-    train_split, n = digits.train, len(digits.train)
-    classes = None
-    if forget_indices is not None:
-        idx = torch.as_tensor(list(forget_indices), dtype=torch.int64)
-        bad = idx[(idx < 0) | (idx >= n)]
-        if len(bad) or len(idx) == 0:
-            raise ValueError(f"forget_indices must lie in 0..{n - 1}, got {bad.tolist() or 'none'}")
-        idx = idx.unique()
-    elif forget_class is not None:
-        if not 0 <= forget_class < digits.classes:
-            raise ValueError(f"forget_class must be in 0..{digits.classes - 1}, got {forget_class}")
-        idx, classes = torch.nonzero(train_split.labels == forget_class)[:, 0], [forget_class]
-    else:
-        if not 1 <= forget_samples < n:
-            raise ValueError(f"forget_samples must be in 1..{n - 1}, got {forget_samples}")
-        g = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(n, generator=g)[:forget_samples].sort().values
-    keep = torch.ones(n, dtype=torch.bool)
-    keep[idx] = False
-    return Request(
-        Split(train_split.inputs[idx], train_split.labels[idx]),
-        Split(train_split.inputs[keep], train_split.labels[keep]),
-        idx,
-        classes,
+    return draw_request(
+        digits.train, forget_samples=forget_samples, forget_indices=forget_indices, forget_class=forget_class, seed=seed
     )
 
 
@@ -121,15 +84,67 @@ def _on_digits(
 
 
 def compare_digits(
-    methods: Union[str, Sequence[str]], request: Request, *, arch: str = "cnn", seed: int = 0, progress: bool = False
+    methods: Union[str, Sequence[str]],
+    request: Request,
+    *,
+    arch: str = "cnn",
+    seed: int = 0,
+    options: Optional[PerMethod] = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Every method in `methods` on `request`, each from the model `prepare()`
-    gives it, next to the cached `arch` model and retraining (see `compare()`)."""
+    gives it, next to the cached `arch` model and retraining (see `compare()`);
+    `options` (method name -> options) go over the digits options."""
+    options = dict(options or {})
+    check_options(options)
     names = [name for name in resolve_methods(methods, request.kind) if name != "retrain"]
     prepared = {name: prepare(name, arch, seed) for name in names}
-    options = {name: method_options for name, (_, method_options) in prepared.items()}
     models = {name: model for name, (model, _) in prepared.items()}
-    return _on_digits(train(arch, seed=seed), methods, request, seed, options, models, progress)
+    merged = {name: method_options for name, (_, method_options) in prepared.items()}
+    for name, given in options.items():
+        merged[name] = {**merged.get(name, {}), **given}
+    return _on_digits(train(arch, seed=seed), methods, request, seed, merged, models, progress)
+
+
+def compare_digits_seeds(
+    methods: Union[str, Sequence[str]],
+    request: Request,
+    *,
+    arch: str = "cnn",
+    seeds: Seeds,
+    options: Optional[PerMethod] = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """`compare_digits` on `request` once per model seed, summarised by
+    `seeds.summarise` (means, standard deviations, forget quality F, final
+    scores). Each run trains (or loads) the original model with its seed,
+    retrains the reference with it and runs every method with it; the
+    request, the data to forget, is the same in every run. `seeds` is a
+    count K (seeds 0, ..., K - 1) or a sequence of distinct seeds."""
+    seeds, options = seed_list(seeds), dict(options or {})
+    runs = [
+        compare_digits(methods, request, arch=arch, seed=seed, options=options, progress=progress) for seed in seeds
+    ]
+    retrain = {"progress": progress, **options.get("retrain", {})}
+    return summarise(
+        runs, seeds, lambda seed: _retrained_confidences(request, train(arch, seed=seeds[0]), seed, retrain)
+    )
+
+
+def _retrained_confidences(request: Request, start: nn.Module, seed: int, options: dict[str, Any]) -> torch.Tensor:
+    """The forget confidences of a model retrained on the request's retained
+    data with `seed` and the "retrain" `options`, as `compare_digits`
+    retrains its reference (the "retrain" method reinitialises `start`)."""
+    result = forget(
+        start,
+        "retrain",
+        forget=request.forget,
+        retain=request.retain,
+        forget_classes=request.forget_classes,
+        seed=seed,
+        **options,
+    )
+    return model_confidences(result.model, request.forget)
 
 
 def run_digits(

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import functools
 import time
-import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from .._core import (
     Data,
     ForgetResult,
+    NonNegative,
     Split,
     as_split,
     check_model,
+    check_option,
     check_seed,
     class_request,
     output_classes,
+    progress_bar,
     takes_seed,
     validate_classes,
 )
@@ -27,8 +31,11 @@ from ..evaluation import evaluate, model_confidences
 from ..methods import applicable, available, describe
 from ..methods import forget as run_method
 from ..methods.registry import NEEDS, get
+from .display import Path, check_output, plot_comparison, pyplot, write_json
+from .seeds import Seeds, seed_list, summarise
 
-# Trains a model from scratch on the retained data: `fn(retain, seed=...)`, or `fn(retain)`.
+# Trains a model from scratch on the retained data, in the form the caller gave
+# it: `fn(retained, seed=...)`, or `fn(retained)`.
 RetrainFunction = Callable[..., nn.Module]
 # Method options, or starting models, by method name.
 PerMethod = Mapping[str, Any]
@@ -88,34 +95,42 @@ def _plan(spec: Union[str, Sequence[str]], kind: str, options: PerMethod) -> tup
     return [name for name in names if name not in skipped], skipped
 
 
-def _check_per_method(
-    options: PerMethod, models: PerMethod, names: list[str], retrain: Optional[RetrainFunction]
-) -> None:
+def check_options(options: PerMethod) -> None:
+    """Refuses, before any training, options for an unknown method and
+    options a method does not have or of the wrong type (the registry's checks)."""
+    unknown = [name for name in options if name not in available()]
+    if unknown:
+        raise ValueError(f"options: unknown method {unknown[0]!r}; available: {', '.join(available())}")
+    for name, given in options.items():
+        if not isinstance(given, Mapping):
+            raise TypeError(f"options[{name!r}] must map option names to values, got {type(given).__name__}")
+        get(name).check_options(dict(given))
+
+
+def _check_per_method(options: PerMethod, models: PerMethod, retrain: Optional[RetrainFunction]) -> None:
     """Refuses, before any training, what per-method arguments would only fail on later."""
-    for what, given in (("options", options), ("models", models)):
-        unknown = [name for name in given if name not in available()]
-        if unknown:
-            raise ValueError(f"{what}: unknown method {unknown[0]!r}; available: {', '.join(available())}")
+    check_options(options)
+    unknown = [name for name in models if name not in available()]
+    if unknown:
+        raise ValueError(f"models: unknown method {unknown[0]!r}; available: {', '.join(available())}")
     for name, start in models.items():
         check_model(start, f"models[{name!r}]")
     if retrain is not None and not callable(retrain):
         raise TypeError(f"retrain must be None or a function, got {type(retrain).__name__}")
     if retrain is not None and "retrain" in options:
         raise ValueError("options['retrain'] set the library's retraining: with a retrain function, give them to it")
-    for name in ["retrain", *names]:
-        get(name).check_options(dict(options.get(name, {})))
 
 
 def _request(
     model: nn.Module, forget: Optional[Data], retain: Data, forget_classes: Optional[Sequence[int]]
-) -> tuple[Split, Split, Optional[list[int]]]:
+) -> tuple[Split, Split, Optional[list[int]], bool]:
     """The forget and retain samples every method and score share, validated
     once; for a class request the classes' samples found in `retain` move to
-    the forget side, as `unlearn.forget` does."""
+    the forget side, as `unlearn.forget` does. The flag says whether some did."""
     retain_split = as_split(retain, "retain", model)
     if retain_split is None:
         raise ValueError("retain is required: the data to keep, as a Split, DataLoader or (inputs, labels)")
-    forget_split, classes = as_split(forget, "forget", model), None
+    forget_split, classes, given = as_split(forget, "forget", model), None, len(retain_split)
     if forget_classes is not None:
         classes = validate_classes(forget_classes, output_classes(model, retain_split.inputs, "retain"))
         forget_split, retain_split = class_request(forget_split, retain_split, classes)
@@ -125,10 +140,30 @@ def _request(
         )
     if retain_split is None:
         raise ValueError(f"retain: nothing is left once the samples of classes {classes} are forgotten")
-    return forget_split, retain_split, classes
+    return forget_split, retain_split, classes, len(retain_split) != given
 
 
-def _retrain_with(fn: RetrainFunction, retain: Split, seed: int) -> ForgetResult:
+def _as_given(retain: Data, kept: Split, filtered: bool) -> Data:
+    """The retained samples `kept` in the form the caller passed `retain`: a
+    Split, an (inputs, labels) tuple, or a DataLoader (the caller's own when
+    nothing was filtered out of it, else one over the kept samples with its
+    batch size, shuffling and drop_last)."""
+    if isinstance(retain, DataLoader):
+        if not filtered:
+            return retain
+        return DataLoader(
+            TensorDataset(kept.inputs, kept.labels),
+            batch_size=getattr(retain.batch_sampler, "batch_size", None) or len(kept),
+            shuffle=isinstance(retain.sampler, RandomSampler),
+            drop_last=retain.drop_last,
+            generator=retain.generator,
+        )
+    if isinstance(retain, Split):
+        return kept
+    return (kept.inputs, kept.labels)
+
+
+def _retrain_with(fn: RetrainFunction, retain: Data, seed: int) -> ForgetResult:
     """The caller's retraining, timed like a method."""
     start = time.perf_counter()
     model = fn(retain, seed=seed) if takes_seed(fn) else fn(retain)
@@ -138,28 +173,81 @@ def _retrain_with(fn: RetrainFunction, retain: Split, seed: int) -> ForgetResult
     return ForgetResult(model=model, report={"function": getattr(fn, "__qualname__", repr(fn))}, seconds=seconds)
 
 
-class _Silent:
-    """What stands in for the progress bar when none is shown."""
+@dataclass
+class _Plan:
+    """A checked request and what runs on it, the same for every seed."""
 
-    def set_description(self, text: str) -> None:
-        pass
+    model: nn.Module
+    forget: Split
+    retain: Split
+    test: Split
+    classes: Optional[list[int]]
+    names: list[str]
+    skipped: dict[str, str]
+    options: dict[str, Any]
+    models: dict[str, Any]
+    retrain: Optional[RetrainFunction]
+    retrain_data: Data
+    l2: float
+    progress: bool
 
-    def update(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    def request(self, seed: int) -> dict[str, Any]:
+        return dict(forget=self.forget, retain=self.retain, forget_classes=self.classes, seed=seed)
 
 
-def _progress_bar(total: int, show: bool) -> Any:
-    if show:
-        try:
-            from tqdm.auto import tqdm
+def _checked_plan(
+    model: nn.Module,
+    methods: Union[str, Sequence[str]],
+    *,
+    forget: Optional[Data],
+    retain: Data,
+    test: Data,
+    forget_classes: Optional[Sequence[int]],
+    retrain: Optional[RetrainFunction],
+    options: dict[str, Any],
+    models: dict[str, Any],
+    l2: float,
+    progress: bool,
+) -> _Plan:
+    """Everything `compare()` checks before anything trains, and what it checked."""
+    forget_split, retain_split, classes, filtered = _request(model, forget, retain, forget_classes)
+    test_split = as_split(test, "test", model)
+    if test_split is None:
+        raise ValueError("test is required: held-out data, as a Split, DataLoader or (inputs, labels)")
+    names, skipped = _plan(methods, "class" if classes is not None else "instance", options)
+    _check_per_method(options, models, retrain)
+    check_option("l2", l2, NonNegative)
+    return _Plan(
+        model=model,
+        forget=forget_split,
+        retain=retain_split,
+        test=test_split,
+        classes=classes,
+        names=names,
+        skipped=skipped,
+        options=options,
+        models=models,
+        retrain=retrain,
+        retrain_data=_as_given(retain, retain_split, filtered),
+        l2=l2,
+        progress=progress,
+    )
 
-            return tqdm(total=total, desc="retrain (reference)")
-        except ImportError:
-            warnings.warn("progress=True needs tqdm, which is not installed: no progress bar", stacklevel=3)
-    return _Silent()
+
+def _reference(plan: _Plan, seed: int) -> ForgetResult:
+    """The model retrained without the forgotten data, with `seed`."""
+    if plan.retrain is not None:
+        return _retrain_with(plan.retrain, plan.retrain_data, seed)
+    start = plan.models.get("retrain", plan.model)
+    return run_method(start, "retrain", **plan.request(seed), **plan.options.get("retrain", {}))
+
+
+def _seed_values(seeds: Seeds, seed: int) -> list[int]:
+    """The seeds of the runs: a count K starts at `seed`; a sequence is taken
+    as given (`seed` must then stay 0, so no seed is silently ignored)."""
+    if not isinstance(seeds, int) and seed != 0:
+        raise ValueError(f"seed: with seeds={seeds!r} leave seed at 0, or give seeds as a count that starts at seed")
+    return seed_list(seeds, seed)
 
 
 def compare(
@@ -172,10 +260,13 @@ def compare(
     forget_classes: Optional[Sequence[int]] = None,
     retrain: Optional[RetrainFunction] = None,
     seed: int = 0,
+    seeds: Optional[Seeds] = None,
     options: Optional[PerMethod] = None,
     models: Optional[PerMethod] = None,
     l2: float = 0.01,
     progress: bool = False,
+    json: Optional[Path] = None,
+    plot: Optional[Path] = None,
 ) -> dict[str, Any]:
     """Runs each of `methods` on one forget request and scores the result next
     to `model` ("original") and to a model retrained without the forgotten data.
@@ -189,9 +280,15 @@ def compare(
     model it starts from instead of `model`: "mnemonic" needs one trained with
     `MnemonicCodes` and those codes as its `codes` option. A method whose needs
     the call does not meet is skipped by "all" (with the reason) and raises
-    ValueError when named. The reference is the "retrain" method (options in
-    `options["retrain"]`) or `retrain(retain, seed=seed)` (or `retrain(retain)`),
-    a function returning a model trained from scratch on the retained Split.
+    ValueError when named. Everything is checked before anything trains.
+
+    The reference is the "retrain" method (options in `options["retrain"]`) or
+    `retrain(retained, seed=seed)` (or `retrain(retained)`), a function that
+    returns a model trained from scratch on `retained`: the retained data in
+    the form `retain` was given, an (inputs, labels) tuple for a pair, a Split
+    for a Split, a DataLoader for a DataLoader (for a class request whose
+    classes had samples in it, a new DataLoader over the other samples with
+    its batch size, shuffling and drop_last).
 
     Returns a dict:
     - "metrics": {"original": scores, "retrain": scores and "seconds", name:
@@ -202,41 +299,84 @@ def compare(
       (examples,) float64 CPU tensor), what the forget quality F over several
       seeds compares;
     - "reports": {name: what the method did}; "skipped": {name: why}.
+
+    With `seeds` (a count K: seeds `seed`, ..., `seed` + K - 1, or a sequence
+    of distinct seeds) the request runs once per seed, `model` staying the
+    same: each method and the retraining get that seed. The result is then
+    the summary of `unlearn.compare.seeds.summarise`: each score's mean and
+    sample standard deviation, each column's forget quality F against the
+    retrained models and the final score (K more retrainings give
+    retraining's own F, its ceiling).
+
+    `json` writes the result to that file (tensors as lists); `plot` a bar
+    chart (PNG, needs matplotlib: `pip install 'torch-unlearn[plot]'`).
     """
     check_model(model)
     seed, options, models = check_seed(seed), dict(options or {}), dict(models or {})
-    forget_split, retain_split, classes = _request(model, forget, retain, forget_classes)
-    test_split = as_split(test, "test", model)
-    if test_split is None:
-        raise ValueError("test is required: held-out data, as a Split, DataLoader or (inputs, labels)")
-    names, skipped = _plan(methods, "class" if classes is not None else "instance", options)
-    _check_per_method(options, models, names, retrain)
-    request = dict(forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed)
-    score = functools.partial(evaluate, test=test_split, l2=l2, **request)
-    confidence = functools.partial(model_confidences, forget=forget_split)
+    seed_values = None if seeds is None else _seed_values(seeds, seed)
+    check_output(json, "json")
+    check_output(plot, "plot")
+    if plot is not None:
+        pyplot()  # a missing matplotlib is refused before anything trains
+    plan = _checked_plan(
+        model,
+        methods,
+        forget=forget,
+        retain=retain,
+        test=test,
+        forget_classes=forget_classes,
+        retrain=retrain,
+        options=options,
+        models=models,
+        l2=l2,
+        progress=progress,
+    )
+    if seed_values is None:
+        out = _run(plan, seed)
+    else:
+        runs = [_run(plan, value, f"seed {value}: ") for value in seed_values]
+        out = summarise(runs, seed_values, lambda value: model_confidences(_reference(plan, value).model, plan.forget))
+    if json is not None:
+        write_json(out, json)
+    if plot is not None:
+        plot_comparison(out, plot, title=_title(plan, seed_values))
+    return out
+
+
+def _title(plan: _Plan, seeds: Optional[list[int]]) -> str:
+    """What the plot shows: the request, and the seeds of a summary."""
+    what = f"{len(plan.forget)} samples"
+    if plan.classes is not None:
+        what = f"class{'es' if len(plan.classes) > 1 else ''} {', '.join(map(str, plan.classes))} ({what})"
+    over = f", mean +- std over seeds {', '.join(map(str, seeds))}" if seeds is not None else ""
+    return f"Unlearning methods against retraining: forgetting {what}{over}"
+
+
+def _run(plan: _Plan, seed: int, tag: str = "") -> dict[str, Any]:
+    """One comparison with `seed`: the reference, then every method, each scored."""
+    request = plan.request(seed)
+    score = functools.partial(evaluate, test=plan.test, l2=plan.l2, **request)
+    confidence = functools.partial(model_confidences, forget=plan.forget)
 
     # torch loads parts of itself on the first torch.func call: pay that before timing.
     torch.func.grad(lambda w: (w * w).sum())(torch.ones(1))
-    steps = _progress_bar(len(names) + 1, progress)
-    if retrain is None:
-        reference = run_method(models.get("retrain", model), "retrain", **request, **options.get("retrain", {}))
-    else:
-        reference = _retrain_with(retrain, retain_split, seed)
+    steps = progress_bar(len(plan.names) + 1, f"{tag}retrain (reference)", plan.progress)
+    reference = _reference(plan, seed)
     steps.update()
     metrics = {
-        "original": score(model, reference=reference.model),
+        "original": score(plan.model, reference=reference.model),
         "retrain": {**score(reference.model, reference=reference.model), "seconds": reference.seconds},
     }
-    confidences = {"original": confidence(model), "retrain": confidence(reference.model)}
+    confidences = {"original": confidence(plan.model), "retrain": confidence(reference.model)}
     reports: dict[str, Any] = {"retrain": reference.report}
-    for name in names:
-        steps.set_description(f"unlearn ({name})")
-        result = run_method(models.get(name, model), name, **request, **options.get(name, {}))
+    for name in plan.names:
+        steps.set_description(f"{tag}unlearn ({name})")
+        result = run_method(plan.models.get(name, plan.model), name, **request, **plan.options.get(name, {}))
         metrics[name], reports[name] = _row(result, score, reference)
         confidences[name] = confidence(result.model)
         steps.update()
     steps.close()
-    return {"metrics": metrics, "confidences": confidences, "reports": reports, "skipped": skipped}
+    return {"metrics": metrics, "confidences": confidences, "reports": reports, "skipped": plan.skipped}
 
 
 def _row(result: ForgetResult, score: Callable[..., dict[str, float]], reference: ForgetResult) -> tuple[dict, dict]:

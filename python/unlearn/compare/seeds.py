@@ -1,37 +1,38 @@
-"""The digits comparison over several model seeds: each score as a mean and a
+"""One comparison over several seeds, summarised: each score as a mean and a
 sample standard deviation over the seeds, and each column's forget quality F
 (the NeurIPS 2023 Machine Unlearning Challenge's metric, `unlearn.evaluation`)
-from its per-example forget confidences against those of the retrained models.
+from its per-example forget confidences against those of the retrained
+models, with the challenge's final score.
 
-One run of `compare_digits` per seed trains (or loads) the original model with
-that seed, retrains the reference with it and runs every method with it; the
-request, the data to forget, is the same in every run.
+`summarise` works on the runs of `compare()` whatever varied between them:
+the digits experiment trains the original model with each seed, a user's
+comparison keeps the user's model and varies the methods' and the
+retraining's seeds.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 
 from .._core import check_seed
-from ..evaluation import accuracy_ratio, final_score, forget_quality_from_confidences, model_confidences
-from ..methods import forget
-from ..training import train
-from .digits import Request, compare_digits
+from ..evaluation import accuracy_ratio, final_score, forget_quality_from_confidences
+
+Seeds = Union[int, Sequence[int]]
 
 
-def _check_seeds(seeds: Any) -> list[int]:
-    """`seeds` as a list: an int K >= 1 stands for 0, ..., K - 1; a sequence
-    gives distinct int64 seeds, at least one."""
+def seed_list(seeds: Any, first: int = 0) -> list[int]:
+    """`seeds` as a list: an int K >= 1 stands for first, ..., first + K - 1;
+    a sequence gives distinct int64 seeds, at least one."""
     if isinstance(seeds, bool) or not isinstance(seeds, (int, Sequence)) or isinstance(seeds, str):
         raise TypeError(f"seeds must be an int or a sequence of ints, got {type(seeds).__name__}")
     if isinstance(seeds, int):
         if seeds < 1:
             raise ValueError(f"seeds must be at least 1, got {seeds}")
-        return list(range(seeds))
+        return [check_seed(first + i, "seeds") for i in range(seeds)]
     checked = [check_seed(seed, f"seeds[{i}]") for i, seed in enumerate(seeds)]
     if not checked:
         raise ValueError("seeds is empty: give at least one seed")
@@ -53,26 +54,6 @@ def _column_values(runs: list[dict[str, Any]], column: str, key: str) -> list[fl
 def _stacked(runs: list[dict[str, Any]], column: str) -> torch.Tensor:
     """A column's forget confidences over the runs: (seeds, examples)."""
     return torch.stack([run["confidences"][column] for run in runs])
-
-
-def _retrained_confidences(request: Request, arch: str, seeds: list[int], progress: bool) -> torch.Tensor:
-    """(seeds, examples) forget confidences of `arch` models retrained on the
-    request's retained data with `seeds`, as `compare_digits` retrains its
-    reference (the "retrain" method reinitialises the model it starts from)."""
-    start = train(arch, seed=seeds[0])
-    rows = []
-    for seed in seeds:
-        result = forget(
-            start,
-            "retrain",
-            forget=request.forget,
-            retain=request.retain,
-            forget_classes=request.forget_classes,
-            seed=seed,
-            progress=progress,
-        )
-        rows.append(model_confidences(result.model, request.forget))
-    return torch.stack(rows)
 
 
 def _forget_quality(runs: list[dict[str, Any]], ceiling: torch.Tensor) -> dict[str, float]:
@@ -100,49 +81,42 @@ def _final_scores(runs: list[dict[str, Any]], quality: dict[str, float]) -> dict
     }
 
 
-def compare_digits_seeds(
-    methods: Union[str, Sequence[str]],
-    request: Request,
-    *,
-    arch: str = "cnn",
-    seeds: Union[int, Sequence[int]],
-    progress: bool = False,
-) -> dict[str, Any]:
-    """`compare_digits` on `request` once per model seed, summarised.
+def summarise(runs: list[dict[str, Any]], seeds: list[int], retrained: Callable[[int], torch.Tensor]) -> dict[str, Any]:
+    """The summary of `runs`, one `compare()` result per seed of `seeds`.
 
-    `seeds` is a count K (seeds 0, ..., K - 1) or a sequence of distinct
-    seeds. Returns a JSON-serialisable dict:
-    - "seeds": the model seeds;
+    `retrained(seed)` gives the forget confidences of one more model retrained
+    with `seed` the way each run retrained its reference; it is called once
+    per seed of "reference_seeds" (K more retrainings) for retraining's own F,
+    and not at all for one seed. Returns a JSON-serialisable dict:
+    - "seeds": the seeds;
     - "metrics": {column: {metric: {"mean": ..., "std": ...}}} for the columns
       "original", "retrain" and each method, std being the sample standard
       deviation (None for a single seed);
     - "forget_quality": {column: F} with K >= 2: F of the column's K models
       against the K retrained references, from their logit-scaled forget
       confidences. Comparing "retrain" with itself would be degenerate, so its
-      F is the ceiling: the K references against K more models retrained with
-      the seeds in "reference_seeds" (K more retrainings);
+      F is the ceiling: the K references against the K models retrained with
+      "reference_seeds";
     - "final_score": {column: F x retain accuracy ratio x test accuracy ratio},
       the mean accuracies over the seeds divided by retraining's (1 for
       "retrain", whose score is its F);
     - "reference_seeds": the seeds of that second set, the K after the
-      largest model seed ([] for one seed);
+      largest seed ([] for one seed);
     - "skipped": {method: why}, as in `compare()`.
     F and the final scores are {} for one seed. F compares K models per side:
     with K = 2 the metric has no score buckets and every F is 0, and a few
     seeds give a coarse F (the challenge used 512 models per side), so read
     it as a ranking next to retrain's ceiling rather than as a probability.
     """
-    seeds = _check_seeds(seeds)
-    runs = [compare_digits(methods, request, arch=arch, seed=seed, progress=progress) for seed in seeds]
-    first = runs[0]["metrics"]
     metrics = {
-        column: {key: _summary(_column_values(runs, column, key)) for key in scores} for column, scores in first.items()
+        column: {key: _summary(_column_values(runs, column, key)) for key in scores}
+        for column, scores in runs[0]["metrics"].items()
     }
     quality: dict[str, float] = {}
     reference_seeds: list[int] = []
     if len(seeds) > 1:
         reference_seeds = [max(seeds) + 1 + i for i in range(len(seeds))]
-        quality = _forget_quality(runs, _retrained_confidences(request, arch, reference_seeds, progress))
+        quality = _forget_quality(runs, torch.stack([retrained(seed) for seed in reference_seeds]))
     return {
         "seeds": seeds,
         "metrics": metrics,
