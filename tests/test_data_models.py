@@ -14,7 +14,7 @@ from unlearn._core import Split
 
 
 @pytest.fixture(scope="module")
-def digits() -> data.Digits:
+def digits() -> data.TrainTest:
     return data.digits()
 
 

@@ -1,8 +1,10 @@
 // Argument check of block_solve, for its device-generic kernel
 // (composite/block_solve_kernel.cpp).
 #pragma once
+
 #include <ATen/ATen.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,10 @@ inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double
   check_finite_nonnegative("block_solve", "damping", damping);
   TORCH_CHECK_VALUE(g.dim() == 1, "block_solve: g must be a 1-D tensor, got ", g.dim(), " dimensions");
   check_float("block_solve", "g", g);
+  const double most =
+      g.scalar_type() == at::kFloat ? std::numeric_limits<float>::max() : std::numeric_limits<double>::max();
+  TORCH_CHECK_VALUE(damping <= most, "block_solve: damping ", python_repr(damping), " overflows g's dtype (",
+                    g.scalar_type() == at::kFloat ? "float32" : "float64", ", at most ", python_repr(most), ")");
   __int128 total = 0;  // blocks (expanded views, say) may cover more than int64 counts
   for (size_t b = 0; b < blocks.size(); ++b) {
     const auto& a = blocks[b];

@@ -62,7 +62,7 @@ FLAGS = {
 }
 
 
-def _digits() -> data_module.Digits:
+def _digits() -> data_module.TrainTest:
     try:
         return data_module.digits()
     except ImportError as error:

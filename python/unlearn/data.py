@@ -34,9 +34,6 @@ class TrainTest:
     fingerprint: str
 
 
-Digits = TrainTest  # the digits' split (inputs N x 1 x 8 x 8 in [0, 1], ten classes)
-
-
 @lru_cache(maxsize=1)
 def _load() -> tuple[np.ndarray, np.ndarray]:
     try:

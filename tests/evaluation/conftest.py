@@ -11,7 +11,7 @@ from unlearn._core import Split
 
 
 @pytest.fixture(scope="package")
-def digits() -> data.Digits:
+def digits() -> data.TrainTest:
     return data.digits()
 
 

@@ -169,6 +169,8 @@ def test_messages_are_the_twins():
     for damping in (-1.0, -0.1 - 0.2, -1e-5, -1e16, float("nan"), float("inf")):
         ours, twin = _messages([u], torch.zeros(6, dtype=torch.float64), damping, [True])
         assert ours == twin and "damping must be finite and >= 0" in ours
+    ours, twin = _messages([torch.zeros(1, 3)], torch.zeros(3), 1e100, [True])
+    assert ours == twin == "block_solve: damping 1e+100 overflows g's dtype (float32, at most 3.4028234663852886e+38)"
     wide = torch.zeros(1, 1, dtype=torch.float64).expand(1, 2**62)  # a view: no memory
     ours, twin = _messages([wide] * 3, torch.zeros(3, dtype=torch.float64), 0.1, [True] * 3)
     assert ours == twin == "block_solve: g has 3 entries but the blocks cover 13835058055282163712 parameters"

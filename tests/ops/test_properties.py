@@ -756,6 +756,7 @@ EXTREME_DAMPING = st.one_of(
 
 @example(case=([torch.tensor([[1.0, 1.0]], dtype=torch.float64)], torch.ones(2, dtype=torch.float64), 1e-30, [True]))
 @example(case=([torch.zeros(1, 1, dtype=torch.float64)], torch.zeros(1, dtype=torch.float64), 5e-324, [True]))
+@example(case=([torch.zeros(1, 3), torch.zeros(1, 3)], torch.zeros(6), 1e100, [True, True]))
 @given(case=solve_inputs(damping_strategy=EXTREME_DAMPING))
 def test_block_solve_extreme_damping_agrees_or_is_refused(case):
     """Either both refuse (ValueError) or both return finite solutions that agree as far as conditioning allows."""

@@ -83,7 +83,7 @@ def _count(fraction: float, n: int) -> int:
     return max(1, round(fraction * n))
 
 
-def _mislabelled(digits: data_module.Digits, count: int, seed: int) -> AuditRequest:
+def _mislabelled(digits: data_module.TrainTest, count: int, seed: int) -> AuditRequest:
     """`count` random training samples given a wrong label (uniform over the
     other classes); the originals are trained with those labels."""
     n = len(digits.train)

@@ -38,7 +38,7 @@ SPECIAL_TRAINING: dict[str, Callable[[str, int], tuple[nn.Module, dict[str, Any]
 
 
 def digits_request(
-    digits: data_module.Digits,
+    digits: data_module.TrainTest,
     *,
     forget_samples: Optional[int] = None,
     forget_indices: Optional[Sequence[int]] = None,
