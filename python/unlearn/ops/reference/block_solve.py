@@ -24,7 +24,8 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
         fail("block_solve", f"g must be float32 or float64, got {g.dtype}")
     most = torch.finfo(g.dtype).max
     if damping > most:
-        fail("block_solve", f"damping {float(damping)} overflows g's dtype ({str(g.dtype).removeprefix('torch.')}, at most {most!r})")
+        dtype = str(g.dtype).removeprefix("torch.")
+        fail("block_solve", f"damping {float(damping)} overflows g's dtype ({dtype}, at most {most!r})")
     total = 0
     for b, (a, factored) in enumerate(zip(blocks, low_rank)):
         if a.dim() != 2 or a.shape[0] == 0 or a.shape[1] == 0:
