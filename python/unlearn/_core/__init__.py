@@ -1,5 +1,6 @@
-"""The bottom layer: request types and their validation, option checks and
-stage timing. It imports nothing else from the package."""
+"""The bottom layer: request types and their validation, option checks,
+stage timing and the retained-quality threshold. It imports nothing else
+from the package."""
 
 from .calls import takes_seed
 from .options import (
@@ -13,6 +14,7 @@ from .options import (
     check_option,
     check_seed,
 )
+from .quality import RETAIN_TOLERANCE, QualityWarning
 from .request import (
     Data,
     ForgetResult,
@@ -38,6 +40,8 @@ __all__ = [
     "OpenFraction",
     "Positive",
     "PositiveInt",
+    "QualityWarning",
+    "RETAIN_TOLERANCE",
     "Range",
     "Split",
     "StageTimer",
