@@ -1,7 +1,8 @@
 """torch-unlearn: make a trained PyTorch model forget data.
 
 `forget()` runs an unlearning method by name on a model and its data
-(`Split` or DataLoaders), `evaluate()` scores the result and `compare()`
+(`Split` or DataLoaders) and warns with `QualityWarning` when that costs the
+retained data more than 5 points of accuracy, `evaluate()` scores the result and `compare()`
 runs several methods on one request next to retraining, and `audit()`
 measures per forget example, over many models, how close each method comes
 to retraining. The native ops
@@ -13,7 +14,7 @@ one trained with `MnemonicCodes`).
 """
 
 from . import data, models, ops
-from ._core import ForgetResult, Split
+from ._core import ForgetResult, QualityWarning, Split
 from .audit import audit
 from .compare import compare
 from .data import digits
@@ -31,6 +32,7 @@ __all__ = [
     "FociResult",
     "ForgetResult",
     "MnemonicCodes",
+    "QualityWarning",
     "Split",
     "audit",
     "backend",

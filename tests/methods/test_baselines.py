@@ -47,9 +47,13 @@ def test_instance_request_changes_the_weights_deterministically(setup, method):
 
 
 def test_neggrad_raises_the_forget_loss_and_random_labels_break_the_forget_set(setup):
+    """The algorithms themselves: on this confident CNN every random-label
+    step costs the retained data over 5 points, so the guard would stop it."""
     digits, model, fs, rs = setup
     assert _loss(forget(model, "neggrad", forget=fs).model, *fs) > 2 * _loss(model, *fs)
-    assert _accuracy(forget(model, "random_label", forget=fs, retain=rs).model, *fs) < 0.5
+    with pytest.warns(unlearn.QualityWarning, match="random_label: the retained accuracy fell"):
+        unguarded = forget(model, "random_label", forget=fs, retain=rs, guard=False).model
+    assert _accuracy(unguarded, *fs) < 0.5
 
 
 def test_finetune_and_neggrad_plus_keep_the_retained_accuracy(setup):

@@ -109,11 +109,14 @@ def test_describe_documents_every_option(method):
 
 def method_table() -> str:
     """The README's method table, as describe() gives it."""
-    lines = ["| method | scope | needs | options (default) |", "|---|---|---|---|"]
+    lines = ["| method | scope | needs | options (default) | controls |", "|---|---|---|---|---|"]
     for name in sorted(available()):
         info = describe(name)
         options = ", ".join(f"`{key}={o['default']!r}`" for key, o in info["options"].items())
-        lines.append(f"| `{name}` | {info['scope']} | {', '.join(info['needs']) or '-'} | {options or '-'} |")
+        controls = ", ".join(f"`{key}`" for key in info["controls"]) or "-"
+        lines.append(
+            f"| `{name}` | {info['scope']} | {', '.join(info['needs']) or '-'} | {options or '-'} | {controls} |"
+        )
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """The bottom layer: request types and their validation, option checks,
-stage timing, progress, and calling the user's functions. It imports nothing
-else from the package."""
+stage timing, progress, calling the user's functions and the retained-quality
+threshold. It imports nothing else from the package."""
 
 from .calls import import_callable, takes_seed
 from .options import (
@@ -15,6 +15,7 @@ from .options import (
     check_seed,
 )
 from .progress import progress, progress_bar
+from .quality import RETAIN_TOLERANCE, QualityWarning
 from .request import (
     Data,
     ForgetResult,
@@ -40,6 +41,8 @@ __all__ = [
     "OpenFraction",
     "Positive",
     "PositiveInt",
+    "QualityWarning",
+    "RETAIN_TOLERANCE",
     "Range",
     "Split",
     "StageTimer",

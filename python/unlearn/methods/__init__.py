@@ -1,8 +1,11 @@
 """Unlearning methods, registered by name behind `unlearn.forget()`.
 
 `describe(name)` says what a method serves and needs and lists its options.
+`RETAIN_TOLERANCE` is the fall of the retained accuracy past which `forget()`
+warns.
 """
 
+from .._core import RETAIN_TOLERANCE
 from . import (  # noqa: F401  (each module registers its methods)
     fisher_forgetting,
     gradient_baselines,
@@ -16,4 +19,4 @@ from . import (  # noqa: F401  (each module registers its methods)
 from .registry import applicable, available, describe, register
 from .runner import forget
 
-__all__ = ["applicable", "available", "describe", "forget", "register"]
+__all__ = ["RETAIN_TOLERANCE", "applicable", "available", "describe", "forget", "register"]

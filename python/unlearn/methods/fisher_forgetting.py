@@ -19,6 +19,7 @@ from .registry import register
     "noise scaled by the inverse retained-data Fisher (Golatkar et al.)",
     scope="any",
     needs=("retain",),
+    controls=("alpha", "max_std"),
 )
 def fisher(
     model: nn.Module,

@@ -4,18 +4,19 @@ and fine-tuning on the forget data with random wrong labels.
 
 All run SGD (momentum 0.9) with the model in eval mode, so BatchNorm keeps
 its running statistics instead of re-estimating them from a few forget
-samples."""
+samples, under the guard of `quality.descend` unless `guard=False`."""
 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._core import NonNegative, OpenFraction, Positive, PositiveInt, Split, eval_mode
+from .quality import descend, guard_probe
 from .registry import register
 
 
@@ -26,39 +27,43 @@ def optimize(
     lr: float,
     batch_size: int,
     seed: int,
+    *,
     weight_decay: float = 0.0,
-) -> list[float]:
+    probe: Optional[Split] = None,
+    guard: bool = True,
+) -> tuple[list[float], Optional[dict[str, Any]]]:
     """`steps` SGD steps on sum_t weight_t * mean CE over a batch of split_t
     (each split reshuffled, seeded, whenever it runs out). A negative weight
-    ascends. Returns the loss of every step."""
+    ascends. Returns the loss of every kept step and the guard's report
+    (`quality.descend`, which watches the retained `probe`)."""
     gen = torch.Generator().manual_seed(seed)
     orders = [torch.empty(0, dtype=torch.int64) for _ in terms]
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    losses = []
-    with eval_mode(model):
-        for _ in range(steps):
-            loss = 0.0
-            for t, (split, weight) in enumerate(terms):
-                if len(orders[t]) < min(batch_size, len(split)):
-                    orders[t] = torch.randperm(len(split), generator=gen)
-                rows, orders[t] = orders[t][:batch_size], orders[t][batch_size:]
-                rows = rows.to(split.labels.device)
-                loss = loss + weight * F.cross_entropy(model(split.inputs[rows]), split.labels[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if not all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
-                raise ValueError("the loss diverged (non-finite gradients): lower lr")
-            optimizer.step()
-            losses.append(float(loss.detach()))
-    return losses
+
+    def batch_loss() -> torch.Tensor:
+        loss = 0.0
+        for t, (split, weight) in enumerate(terms):
+            if len(orders[t]) < min(batch_size, len(split)):
+                orders[t] = torch.randperm(len(split), generator=gen)
+            rows, orders[t] = orders[t][:batch_size], orders[t][batch_size:]
+            rows = rows.to(split.labels.device)
+            loss = loss + weight * F.cross_entropy(model(split.inputs[rows]), split.labels[rows])
+        return loss
+
+    return descend(model, batch_loss, steps, lr, weight_decay=weight_decay, probe=probe, guard=guard)
 
 
 def _steps(split: Split, epochs: int, batch_size: int) -> int:
     return epochs * math.ceil(len(split) / batch_size)
 
 
-@register("finetune", "fine-tune on the retained data only", scope="any", needs=("retain",))
+def _report(run: tuple[list[float], Optional[dict[str, Any]]], key: str = "final_loss", sign: float = 1.0) -> dict:
+    """The steps kept, `sign` times the last kept loss under `key` (None when
+    no step was kept) and the guard's report."""
+    losses, guard = run
+    return {"steps": len(losses), key: sign * losses[-1] if losses else None, "guard": guard}
+
+
+@register("finetune", "fine-tune on the retained data only", scope="any", needs=("retain",), controls=("lr", "epochs"))
 def finetune(
     model: nn.Module,
     *,
@@ -70,6 +75,7 @@ def finetune(
     lr: Positive = 0.01,
     batch_size: PositiveInt = 64,
     weight_decay: NonNegative = 5e-4,
+    guard: bool = True,
 ) -> dict:
     """`epochs` passes of SGD over the retained data.
 
@@ -78,12 +84,19 @@ def finetune(
         lr: SGD learning rate (momentum 0.9)
         batch_size: samples per step
         weight_decay: SGD weight decay
+        guard: on divergence or a fall of retained accuracy over 5 points, resume at half the lr (3 times, then stop)
     """
-    losses = optimize(model, [(retain, 1.0)], _steps(retain, epochs, batch_size), lr, batch_size, seed, weight_decay)
-    return {"steps": len(losses), "final_loss": losses[-1]}
+    steps = _steps(retain, epochs, batch_size)
+    probe = guard_probe(retain, seed)
+    run = optimize(
+        model, [(retain, 1.0)], steps, lr, batch_size, seed, weight_decay=weight_decay, probe=probe, guard=guard
+    )
+    return _report(run)
 
 
-@register("neggrad", "gradient ascent on the forget data (NegGrad)", scope="any", needs=("forget",))
+@register(
+    "neggrad", "gradient ascent on the forget data (NegGrad)", scope="any", needs=("forget",), controls=("lr", "epochs")
+)
 def neggrad(
     model: nn.Module,
     *,
@@ -94,16 +107,20 @@ def neggrad(
     epochs: PositiveInt = 5,
     lr: Positive = 0.01,
     batch_size: PositiveInt = 64,
+    guard: bool = True,
 ) -> dict:
-    """`epochs` passes of gradient ascent on the forget loss.
+    """`epochs` passes of gradient ascent on the forget loss. Retained data,
+    when given, serves only as the guard's probe.
 
     Options:
         epochs: passes over the forget data
         lr: SGD learning rate (momentum 0.9)
         batch_size: samples per step
+        guard: on divergence or a fall of retained accuracy over 5 points, resume at half the lr (3 times, then stop)
     """
-    losses = optimize(model, [(forget, -1.0)], _steps(forget, epochs, batch_size), lr, batch_size, seed)
-    return {"steps": len(losses), "final_forget_loss": -losses[-1]}
+    steps = _steps(forget, epochs, batch_size)
+    run = optimize(model, [(forget, -1.0)], steps, lr, batch_size, seed, probe=guard_probe(retain, seed), guard=guard)
+    return _report(run, "final_forget_loss", sign=-1.0)
 
 
 @register(
@@ -111,6 +128,7 @@ def neggrad(
     "descent on the retained data plus ascent on the forget data (NegGrad+)",
     scope="any",
     needs=("forget", "retain"),
+    controls=("lr", "epochs", "alpha"),
 )
 def neggrad_plus(
     model: nn.Module,
@@ -123,6 +141,7 @@ def neggrad_plus(
     lr: Positive = 0.01,
     batch_size: PositiveInt = 64,
     alpha: OpenFraction = 0.95,
+    guard: bool = True,
 ) -> dict:
     """Loss alpha * CE(retain) - (1 - alpha) * CE(forget) for `epochs` passes
     over the retained data (forget batches cycle).
@@ -132,10 +151,12 @@ def neggrad_plus(
         lr: SGD learning rate (momentum 0.9)
         batch_size: samples per step, from each side
         alpha: weight of the retained loss; the forget loss gets 1 - alpha
+        guard: on divergence or a fall of retained accuracy over 5 points, resume at half the lr (3 times, then stop)
     """
     terms = [(retain, alpha), (forget, -(1 - alpha))]
-    losses = optimize(model, terms, _steps(retain, epochs, batch_size), lr, batch_size, seed)
-    return {"steps": len(losses), "final_loss": losses[-1], "alpha": alpha}
+    steps = _steps(retain, epochs, batch_size)
+    run = optimize(model, terms, steps, lr, batch_size, seed, probe=guard_probe(retain, seed), guard=guard)
+    return {**_report(run), "alpha": alpha}
 
 
 @register(
@@ -143,6 +164,7 @@ def neggrad_plus(
     "fine-tune on the forget data relabelled at random (plus the retained data)",
     scope="any",
     needs=("forget",),
+    controls=("lr", "epochs"),
 )
 def random_label(
     model: nn.Module,
@@ -154,6 +176,7 @@ def random_label(
     epochs: PositiveInt = 5,
     lr: Positive = 0.01,
     batch_size: PositiveInt = 64,
+    guard: bool = True,
 ) -> dict:
     """Uses retain too when given. Each forget sample gets a random label
     other than its own (seeded); `epochs` passes over the forget data, each
@@ -163,6 +186,7 @@ def random_label(
         epochs: passes over the forget data
         lr: SGD learning rate (momentum 0.9)
         batch_size: samples per step, from each side
+        guard: on divergence or a fall of retained accuracy over 5 points, resume at half the lr (3 times, then stop)
     """
     with torch.no_grad(), eval_mode(model):
         classes = model(forget.inputs[:1]).shape[1]
@@ -170,5 +194,6 @@ def random_label(
     shift = torch.randint(1, classes, (len(forget),), generator=gen).to(forget.labels.device)
     relabelled = Split(forget.inputs, (forget.labels + shift) % classes)
     terms = [(relabelled, 1.0)] + ([(retain, 1.0)] if retain is not None else [])
-    losses = optimize(model, terms, _steps(forget, epochs, batch_size), lr, batch_size, seed + 1)
-    return {"steps": len(losses), "final_loss": losses[-1]}
+    steps = _steps(forget, epochs, batch_size)
+    run = optimize(model, terms, steps, lr, batch_size, seed + 1, probe=guard_probe(retain, seed), guard=guard)
+    return _report(run)

@@ -2,11 +2,11 @@
 2024): push the forget instances to wrong labels while targeted adversarial
 examples of them, labelled with their target classes, anchor the decision
 boundary, and a MAS weight-importance penalty protects what the rest of the
-data relies on. Needs no retained data."""
+data relies on. Needs no retained data; given some, its guard watches them."""
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import NonNegative, Positive, PositiveInt, Split, StageTimer, eval_mode
+from .quality import descend, guard_probe
 from .registry import register
 
 
@@ -99,6 +100,12 @@ def adversarial_anchors(
     return x_adv[hit], targets[hit], float(hit.double().mean())
 
 
+def _done(out: torch.Tensor, wanted: torch.Tensor, relabel: bool) -> bool:
+    """Whether every instance carries its new label (relabel) or none its own."""
+    hits = out.detach().argmax(1) == wanted
+    return bool(hits.all()) if relabel else not bool(hits.any())
+
+
 def unlearn_instances(
     model: nn.Module,
     x: torch.Tensor,
@@ -110,35 +117,34 @@ def unlearn_instances(
     lr: float,
     importance: float,
     max_steps: int,
-) -> tuple[int, bool]:
+    probe: Optional[Split] = None,
+    guard: bool = True,
+) -> tuple[int, bool, Optional[dict[str, Any]]]:
     """Full-batch SGD on the forget term (ascent away from the labels, or
     descent to `wanted` when relabelling) and the adversarial anchors, with
-    the MAS penalty, until every instance is done or `max_steps` run out.
-    Returns (steps, done)."""
+    the MAS penalty, until every instance is done or `max_steps` run out,
+    under the guard of `quality.descend` (watching `probe`). Returns (steps
+    kept, done, the guard's report)."""
     x_adv, targets = anchors
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     anchor = {name: p.detach().clone() for name, p in params.items()}
     n_f, n_a = len(x), len(x_adv)
-    optimizer = torch.optim.SGD(list(params.values()), lr=lr, momentum=0.9, weight_decay=1e-4)
-    steps, done = 0, False
-    with eval_mode(model):
-        for steps in range(max_steps + 1):
-            out = model(x)
-            with torch.no_grad():
-                hits = out.argmax(1) == wanted
-                done = bool(hits.all()) if relabel else not bool(hits.any())
-            if done or steps == max_steps:
-                break
-            forget_term = F.cross_entropy(out, wanted)
-            forget_term = forget_term if relabel else -forget_term
-            adversarial_term = F.cross_entropy(model(x_adv), targets) if n_a else 0.0
-            loss = (n_f * forget_term + n_a * adversarial_term) / (n_f + n_a)
-            penalty = sum((weights[n] * (p - anchor[n]).square()).sum() for n, p in params.items())
-            loss = loss + importance * penalty / 2
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return steps, done
+
+    def loss_fn() -> Optional[torch.Tensor]:
+        out = model(x)
+        if _done(out, wanted, relabel):
+            return None
+        forget_term = F.cross_entropy(out, wanted)
+        forget_term = forget_term if relabel else -forget_term
+        adversarial_term = F.cross_entropy(model(x_adv), targets) if n_a else 0.0
+        loss = (n_f * forget_term + n_a * adversarial_term) / (n_f + n_a)
+        penalty = sum((weights[n] * (p - anchor[n]).square()).sum() for n, p in params.items())
+        return loss + importance * penalty / 2
+
+    losses, report = descend(model, loss_fn, max_steps, lr, weight_decay=1e-4, probe=probe, guard=guard)
+    with torch.no_grad(), eval_mode(model):
+        done = _done(model(x), wanted, relabel)
+    return len(losses), done, report
 
 
 @register(
@@ -146,6 +152,7 @@ def unlearn_instances(
     "misclassify forget instances, anchored by adversarial examples and MAS importance (Cha et al.)",
     scope="instance",
     needs=("forget",),
+    controls=("lr", "max_steps", "importance"),
 )
 def l2ul(
     model: nn.Module,
@@ -163,10 +170,12 @@ def l2ul(
     variant: Literal["misclassify", "relabel"] = "misclassify",
     relabel_to: Optional[Union[torch.Tensor, np.ndarray, Sequence[int]]] = None,
     bounds: Optional[Sequence[float]] = None,
+    guard: bool = True,
 ) -> dict:
-    """Uses only `forget` (retained data is not needed and ignored). Paper
-    defaults: 20 adversarial examples per instance, 100 PGD steps, lr 1e-3,
-    lambda (`importance`) 1. Only the adversarial examples the original model
+    """Unlearns from `forget` alone; retained data, when given, serves only
+    as the guard's probe (without it the guard catches only non-finite
+    steps). Paper defaults: 20 adversarial examples per instance, 100 PGD
+    steps, lr 1e-3, lambda (`importance`) 1. Only the adversarial examples the original model
     assigns to their target class are kept (the paper's CIFAR attacks all
     succeed; a missed one would teach a wrong label for the instance itself).
     `eps` defaults to 0.15 times the mean L2 norm of the forget inputs (the
@@ -187,6 +196,7 @@ def l2ul(
         variant: "misclassify" pushes instances off their labels, "relabel" onto `relabel_to`
         relabel_to: the new label of each forget instance (variant "relabel")
         bounds: (min, max) input range the adversarial examples are clamped to (None: the forget inputs')
+        guard: on divergence or a fall of retained accuracy over 5 points, resume at half the lr (3 times, then stop)
     """
     _check_relabel(variant, relabel_to, forget)
     timer = StageTimer()
@@ -200,7 +210,7 @@ def l2ul(
             weights = mas_penalty_weights(model, x)
     wanted = torch.as_tensor(relabel_to).to(y.device) if variant == "relabel" else y
     with timer("unlearn"):
-        steps, done = unlearn_instances(
+        steps, done, guarded = unlearn_instances(
             model,
             x,
             wanted,
@@ -210,6 +220,8 @@ def l2ul(
             lr=lr,
             importance=importance,
             max_steps=max_steps,
+            probe=guard_probe(retain, seed),
+            guard=guard,
         )
     with torch.no_grad(), eval_mode(model):
         forget_accuracy = float((model(x).argmax(1) == y).double().mean())
@@ -221,5 +233,6 @@ def l2ul(
         "adversarial_examples": len(x_adv),
         "pgd_success": pgd_success,
         "eps": eps,
+        "guard": guarded,
         "timings": timer.seconds,
     }

@@ -61,6 +61,7 @@ def _code_scores(model: nn.Module, codes: Split, forget_classes: list[int]) -> t
     "one-shot class forgetting from mnemonic codes (no data; model trained with codes)",
     scope="class",
     needs=("mnemonic_codes",),
+    controls=("lambda1", "lambda2"),
 )
 def mnemonic(
     model: nn.Module,

@@ -5,7 +5,9 @@ A method is a function `fn(model, *, forget, retain, forget_classes, seed,
 It declares, when registered, which requests it serves (`scope`), what it
 needs (`needs`), and its options: every keyword after `seed`, with a default,
 a type annotation that `unlearn._core.check_option` enforces, and one line in
-the docstring's `Options:` section. `unlearn.forget` does the plumbing.
+the docstring's `Options:` section. It may name the options that control
+the damage it can do to the retained data (`controls`): `unlearn.forget`
+names them when it warns. `unlearn.forget` does the plumbing.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Method:
     scope: str
     needs: tuple[str, ...]
     options: dict[str, Option]
+    controls: tuple[str, ...] = ()
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Unknown options raise ValueError listing the valid ones; known ones
@@ -54,6 +57,10 @@ class Method:
             raise ValueError(f"{self.name} has no option {unknown[0]!r}; its options (with defaults) are: {valid}")
         for name, value in options.items():
             check_option(name, value, self.options[name].annotation)
+
+    def control_values(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The value of each controlling option in a call given `options`."""
+        return {name: options.get(name, self.options[name].default) for name in self.controls}
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -83,11 +90,31 @@ def _options(fn: Callable, method: str) -> dict[str, Option]:
     return options
 
 
-def register(name: str, description: str, scope: str = "any", *, needs: tuple[str, ...] = (), force: bool = False):
+def _check_controls(controls: tuple[str, ...], options: dict[str, Option], method: str) -> None:
+    """Every controlling option is an option of the method."""
+    if isinstance(controls, str) or not all(isinstance(c, str) for c in controls):
+        raise TypeError(f"controls must be a tuple of option names, got {controls!r}")
+    unknown = [c for c in controls if c not in options]
+    if unknown:
+        known = ", ".join(options) or "none"
+        raise ValueError(f"controls: {unknown[0]!r} is not an option of method {method!r}; its options: {known}")
+
+
+def register(
+    name: str,
+    description: str,
+    scope: str = "any",
+    *,
+    needs: tuple[str, ...] = (),
+    controls: tuple[str, ...] = (),
+    force: bool = False,
+):
     """Registers the decorated method under `name`. `scope` is the requests
     it serves ("instance": samples, "class": whole classes, "any"); `needs`
-    lists what a request must bring (keys of `NEEDS`). A name already taken
-    is refused unless `force=True`."""
+    lists what a request must bring (keys of `NEEDS`); `controls` names the
+    options that control the damage to the retained data, which a
+    `QualityWarning` shows with their values. A name already taken is
+    refused unless `force=True`."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(map(repr, SCOPES))}, got {scope!r}")
     unknown = [need for need in needs if need not in NEEDS]
@@ -97,7 +124,9 @@ def register(name: str, description: str, scope: str = "any", *, needs: tuple[st
         raise ValueError(f"a method named {name!r} is already registered; pass force=True to replace it")
 
     def add(fn: Callable[..., dict]) -> Callable[..., dict]:
-        _REGISTRY[name] = Method(name, fn, description, scope, tuple(needs), _options(fn, name))
+        options = _options(fn, name)
+        _check_controls(controls, options, name)
+        _REGISTRY[name] = Method(name, fn, description, scope, tuple(needs), options, tuple(controls))
         return fn
 
     return add
@@ -126,8 +155,9 @@ def applicable(kind: str) -> list[str]:
 
 
 def describe(name: str) -> dict[str, Any]:
-    """What method `name` serves and needs, and each option with its default
-    and one line of documentation."""
+    """What method `name` serves and needs, each option with its default
+    and one line of documentation, and the options that control its damage
+    to the retained data."""
     method = get(name)
     return {
         "name": method.name,
@@ -135,4 +165,5 @@ def describe(name: str) -> dict[str, Any]:
         "scope": method.scope,
         "needs": list(method.needs),
         "options": {o.name: {"default": o.default, "doc": o.doc} for o in method.options.values()},
+        "controls": list(method.controls),
     }

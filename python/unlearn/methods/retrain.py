@@ -13,7 +13,13 @@ from .._core import NonNegative, Positive, PositiveInt, Split
 from .registry import register
 
 
-@register("retrain", "train from scratch on the retained data (the reference)", scope="any", needs=("retain",))
+@register(
+    "retrain",
+    "train from scratch on the retained data (the reference)",
+    scope="any",
+    needs=("retain",),
+    controls=("epochs", "lr"),
+)
 def retrain(
     model: nn.Module,
     *,

@@ -1,20 +1,25 @@
 """`forget()`: the plumbing every method shares, done once. It checks the
 request and the options, builds the forget/retain samples of a class request,
-runs the method on a private copy of the model and times it."""
+runs the method on a private copy of the model, times it, and checks what it
+cost the retained data."""
 
 from __future__ import annotations
 
 import copy
 import itertools
+import math
 import time
+import warnings
 from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
 
 from .._core import (
+    RETAIN_TOLERANCE,
     Data,
     ForgetResult,
+    QualityWarning,
     Split,
     as_split,
     check_fits,
@@ -26,6 +31,7 @@ from .._core import (
     preserved_rng,
     validate_classes,
 )
+from .quality import CHECK_SAMPLES, retained_sample, retained_scores
 from .registry import NEEDS, Method, get
 
 
@@ -78,6 +84,62 @@ def _check_finite(spec: Method, model: nn.Module, options: dict[str, Any]) -> No
         )
 
 
+def _check_sample(spec: Method, retain: Optional[Split], classes: Optional[list[int]], seed: int) -> Optional[Split]:
+    """The retained samples the check scores: CHECK_SAMPLES of `retain` drawn
+    with `seed`, without the forget classes' samples of a class request
+    (still in `retain` when the method reads no data)."""
+    if retain is not None and classes is not None and spec.scope != "instance":
+        retain = class_request(None, retain, classes)[1]
+    return retained_sample(retain, seed, CHECK_SAMPLES)
+
+
+def _retain_check(model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]]) -> Optional[dict]:
+    """Accuracy and mean cross-entropy on the checked samples before and
+    after the method (None without retained data)."""
+    if sample is None or before is None:
+        return None
+    after = retained_scores(model, sample)
+    return {
+        "samples": len(sample),
+        "accuracy_before": before[0],
+        "accuracy_after": after[0],
+        "loss_before": before[1],
+        "loss_after": after[1],
+    }
+
+
+def _damage(report: dict[str, Any]) -> list[str]:
+    """What the report shows the method did to the retained data, in words."""
+    found = []
+    check, guard = report["retain_check"], report.get("guard")
+    if check is not None and math.isfinite(check["loss_before"]) and not math.isfinite(check["loss_after"]):
+        found.append(f"the retained loss became {check['loss_after']}")
+    elif check is not None and check["accuracy_before"] - check["accuracy_after"] > RETAIN_TOLERANCE:
+        found.append(
+            f"the retained accuracy fell from {check['accuracy_before']:.3f} to {check['accuracy_after']:.3f} "
+            f"(by more than {RETAIN_TOLERANCE * 100:g} points) on {check['samples']} retained samples"
+        )
+    if isinstance(guard, dict) and guard.get("stopped_early"):
+        found.append(
+            f"its guard stopped it early after {guard['backoffs']} halvings of lr (to {guard['lr']:g}), at the "
+            "last state that kept the retained accuracy and finite values, so it may have forgotten less than asked"
+        )
+    return found
+
+
+def _warn(spec: Method, report: dict[str, Any], options: dict[str, Any]) -> None:
+    """A QualityWarning naming the damage and the options that control it."""
+    damage = _damage(report)
+    if damage:
+        controls = ", ".join(f"{k}={_brief(v)}" for k, v in spec.control_values(options).items())
+        warnings.warn(
+            f"{spec.name}: {'; '.join(damage)}. Options that control the damage: {controls or 'none declared'} "
+            f"(unlearn.methods.describe({spec.name!r}))",
+            QualityWarning,
+            stacklevel=3,
+        )
+
+
 def forget(
     model: nn.Module,
     method: str,
@@ -98,6 +160,13 @@ def forget(
     ValueError. The method works on a private copy: the caller's model is
     changed only when the call succeeds and `inplace=True`. The same `seed`
     gives the same result.
+
+    With retained data, the report's "retain_check" holds the accuracy and
+    mean cross-entropy on up to CHECK_SAMPLES retained samples (drawn with
+    `seed`) before and after; a fall of the accuracy by more than
+    RETAIN_TOLERANCE, a loss that becomes non-finite, or a guard that stopped
+    the method early, is a `QualityWarning` naming the method's controlling
+    options. Without retained data "retain_check" is None: nothing was checked.
     """
     check_model(model)
     spec = get(method)
@@ -110,10 +179,14 @@ def forget(
     with preserved_rng(model):
         forget_split, retain_split, classes = _request(spec, model, forget, retain, forget_classes)
         work = copy.deepcopy(model)
+        sample = _check_sample(spec, retain_split, classes, seed)
+        before = None if sample is None else retained_scores(work, sample)
         start = time.perf_counter()
         report = spec.fn(work, forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed, **options)
         seconds = time.perf_counter() - start
     _check_finite(spec, work, options)
+    report["retain_check"] = _retain_check(work, sample, before)
+    _warn(spec, report, options)
     if inplace:
         model.load_state_dict(work.state_dict())
         work = model

@@ -39,6 +39,7 @@ def batch_importance(
     "selective synaptic dampening of forget-specific parameters (Foster et al.)",
     scope="any",
     needs=("forget", "retain"),
+    controls=("alpha", "dampening"),
 )
 def ssd(
     model: nn.Module,

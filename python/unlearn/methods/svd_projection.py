@@ -156,6 +156,7 @@ def _project(layers: list[tuple[str, nn.Module]], retain_rows, forget_rows, alph
     "project every layer's weights off the forget classes' activation space (Kodge et al.)",
     scope="class",
     needs=("forget", "retain"),
+    controls=("alpha_r", "alpha_f"),
 )
 def svd_projection(
     model: nn.Module,

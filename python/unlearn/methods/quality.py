@@ -1,0 +1,169 @@
+"""Watching the retained data: the check `forget()` runs around every method,
+and the guard that lets the optimising methods back off instead of ruining
+the model.
+
+Both measure a seeded subsample of the retained data (`retained_sample`), so
+the same seed watches the same rows whatever the caller's RNG holds.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._core import RETAIN_TOLERANCE, Split, eval_mode
+
+CHECK_SAMPLES = 1024
+"""Retained samples that `forget()` scores before and after a method."""
+GUARD_SAMPLES = 256
+"""Retained samples the guard scores at each of its checks."""
+GUARD_CHECKS = 10
+"""Most checks of the guard during a run, besides those at its start and end."""
+MAX_BACKOFFS = 3
+"""Halvings of the learning rate the guard tries before it stops early."""
+
+
+def retained_sample(split: Optional[Split], seed: int, size: int) -> Optional[Split]:
+    """The rows `torch.randperm(len(split), generator seeded with seed)[:size]`
+    of `split` (all of it, in order, when it has no more than `size`)."""
+    if split is None or len(split) <= size:
+        return split
+    rows = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size]
+    rows = rows.to(split.labels.device)
+    return Split(split.inputs[rows], split.labels[rows])
+
+
+def guard_probe(retain: Optional[Split], seed: int) -> Optional[Split]:
+    """The guard's probe: GUARD_SAMPLES retained samples drawn like those of
+    `forget()`'s check (the first of its rows when the retained data has
+    more than CHECK_SAMPLES); None without retained data."""
+    return retained_sample(retain, seed, GUARD_SAMPLES)
+
+
+def retained_scores(model: nn.Module, split: Split, batch_size: int = 256) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of `model` on `split`, in eval mode
+    without gradients (in batches, so a large model's activations stay small)."""
+    correct, loss = 0, 0.0
+    with torch.no_grad(), eval_mode(model):
+        for inputs, labels in split.batches(batch_size):
+            out = model(inputs)
+            correct += int((out.argmax(1) == labels).sum())
+            loss += float(F.cross_entropy(out.double(), labels, reduction="sum"))
+    return correct / len(split), loss / len(split)
+
+
+def _take_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
+    """Steps on `loss` when it and every gradient are finite; says whether it did."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = (p.grad for p in params if p.grad is not None)
+    finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+    if finite:
+        optimizer.step()
+    return finite
+
+
+class _Guard:
+    """The last good weights and optimizer state of a run, and the back-offs.
+
+    A check passes when every parameter is finite and, given a probe of
+    retained samples, its loss is finite and its accuracy is at most
+    `RETAIN_TOLERANCE` below the start's. A passing check keeps the state;
+    a failed one (or a non-finite step) restores the last kept state and
+    halves the learning rate, up to `MAX_BACKOFFS` times, then stops."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, probe: Optional[Split], steps: int):
+        self.model, self.optimizer, self.probe = model, optimizer, probe
+        self.every = max(1, math.ceil(steps / GUARD_CHECKS))
+        self.lrs = [optimizer.param_groups[0]["lr"]]
+        self.start = None if probe is None else retained_scores(model, probe)[0]
+        self.stopped = False
+        self.keep(0)
+
+    def keep(self, step: int) -> None:
+        """Remembers the state after `step` kept steps as the last good one."""
+        self.step = step
+        self.weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.state = copy.deepcopy(self.optimizer.state_dict())
+
+    def holds(self, step: int) -> bool:
+        """Checks the model after `step` kept steps; keeps it when it passes."""
+        if step == self.step:
+            return True
+        ok = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if ok and self.probe is not None:
+            accuracy, loss = retained_scores(self.model, self.probe)
+            ok = math.isfinite(loss) and accuracy >= self.start - RETAIN_TOLERANCE
+        if ok:
+            self.keep(step)
+        return ok
+
+    def back_off(self) -> int:
+        """Restores the last good state; halves the learning rate, or stops
+        after `MAX_BACKOFFS` halvings. Returns the step to go on from."""
+        self.model.load_state_dict(self.weights)
+        self.optimizer.load_state_dict(self.state)
+        if len(self.lrs) > MAX_BACKOFFS:
+            self.stopped = True
+        else:
+            self.lrs.append(self.lrs[-1] / 2)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lrs[-1]
+        return self.step
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "backoffs": len(self.lrs) - 1,
+            "lr": self.lrs[-1],
+            "stopped_early": self.stopped,
+            "probe_samples": 0 if self.probe is None else len(self.probe),
+        }
+
+
+def descend(
+    model: nn.Module,
+    loss_fn: Callable[[], Optional[torch.Tensor]],
+    steps: int,
+    lr: float,
+    *,
+    weight_decay: float = 0.0,
+    probe: Optional[Split] = None,
+    guard: bool = True,
+) -> tuple[list[float], Optional[dict[str, Any]]]:
+    """Up to `steps` SGD steps (momentum 0.9, model in eval mode) on
+    `loss_fn()`, which returns None when the run is done. Returns the loss of
+    every kept step and the guard's report (None without a guard).
+
+    With `guard`, a non-finite step, or a failed check (at the start, every
+    ceil(steps / GUARD_CHECKS) kept steps and at the end: a dozen forward
+    passes over the `probe` of retained samples in a run without back-offs),
+    sends the run back to its last good state at half the learning rate;
+    after MAX_BACKOFFS halvings it stops early there. Without it, a
+    non-finite step raises. Either way a run that never makes a finite step
+    raises ValueError naming lr."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    watch = _Guard(model, optimizer, probe, steps) if guard else None
+    losses: list[float] = []
+    stepped = False
+    with eval_mode(model):
+        while watch is None or not watch.stopped:
+            loss = loss_fn() if len(losses) < steps else None
+            if loss is None:
+                if watch is None or watch.holds(len(losses)):
+                    break
+            elif _take_step(optimizer, loss, params):
+                losses.append(float(loss.detach()))
+                stepped = True
+                if watch is None or len(losses) % watch.every or watch.holds(len(losses)):
+                    continue
+            elif watch is None or (not stepped and len(watch.lrs) > MAX_BACKOFFS):
+                tried = ", ".join(f"{r:g}" for r in (watch.lrs if watch else [lr]))
+                raise ValueError(f"lr: the loss diverged (non-finite loss or gradients) at lr {tried}: lower lr")
+            del losses[watch.back_off() :]
+    return losses, None if watch is None else watch.report()
