@@ -15,7 +15,7 @@ from .options import (
     check_seed,
 )
 from .progress import progress, progress_bar
-from .quality import RETAIN_TOLERANCE, QualityWarning
+from .quality import RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE, QualityWarning
 from .request import (
     Data,
     ForgetResult,
@@ -42,6 +42,7 @@ __all__ = [
     "Positive",
     "PositiveInt",
     "QualityWarning",
+    "RETAIN_LOSS_GROWTH",
     "RETAIN_TOLERANCE",
     "Range",
     "Split",

@@ -1,11 +1,11 @@
 """Unlearning methods, registered by name behind `unlearn.forget()`.
 
 `describe(name)` says what a method serves and needs and lists its options.
-`RETAIN_TOLERANCE` is the fall of the retained accuracy past which `forget()`
-warns.
+`RETAIN_TOLERANCE` is the fall of the retained accuracy, `RETAIN_LOSS_GROWTH`
+the growth of the retained loss, past which `forget()` warns.
 """
 
-from .._core import RETAIN_TOLERANCE
+from .._core import RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE
 from . import (  # noqa: F401  (each module registers its methods)
     fisher_forgetting,
     gradient_baselines,
@@ -19,4 +19,4 @@ from . import (  # noqa: F401  (each module registers its methods)
 from .registry import applicable, available, describe, register
 from .runner import forget
 
-__all__ = ["RETAIN_TOLERANCE", "applicable", "available", "describe", "forget", "register"]
+__all__ = ["RETAIN_LOSS_GROWTH", "RETAIN_TOLERANCE", "applicable", "available", "describe", "forget", "register"]

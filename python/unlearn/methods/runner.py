@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._core import (
+    RETAIN_LOSS_GROWTH,
     RETAIN_TOLERANCE,
     Data,
     ForgetResult,
@@ -108,6 +109,11 @@ def _retain_check(model: nn.Module, sample: Optional[Split], before: Optional[tu
     }
 
 
+def _loss_bound(start: float) -> float:
+    factor, nats = RETAIN_LOSS_GROWTH
+    return max(factor * start, start + nats)
+
+
 def _damage(report: dict[str, Any]) -> list[str]:
     """What the report shows the method did to the retained data, in words."""
     found = []
@@ -118,6 +124,12 @@ def _damage(report: dict[str, Any]) -> list[str]:
         found.append(
             f"the retained accuracy fell from {check['accuracy_before']:.3f} to {check['accuracy_after']:.3f} "
             f"(by more than {RETAIN_TOLERANCE * 100:g} points) on {check['samples']} retained samples"
+        )
+    elif check is not None and check["loss_after"] > _loss_bound(check["loss_before"]):
+        found.append(
+            f"the retained loss rose from {check['loss_before']:.3f} to {check['loss_after']:.3f} (past "
+            f"{RETAIN_LOSS_GROWTH[0]:g} x its start and its start + {RETAIN_LOSS_GROWTH[1]:g}) on {check['samples']} retained "
+            "samples: held-out accuracy usually falls further than the retained accuracy shows"
         )
     if isinstance(guard, dict) and guard.get("stopped_early"):
         found.append(
