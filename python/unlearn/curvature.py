@@ -16,23 +16,31 @@ from ._core import Split
 from .units import Selection
 
 
-def _restricted_loss(model: nn.Module, selection: Selection) -> tuple[Callable, torch.Tensor]:
-    """loss(v, x, y): mean cross-entropy with the selected rows of the
-    parameters replaced by the flat vector v; and v at the current weights."""
+def restricted_forward(model: nn.Module, selection: Selection) -> tuple[Callable, torch.Tensor]:
+    """forward(v, x): the model's outputs with the selected rows of the
+    parameters replaced by the flat vector v (the model itself unchanged);
+    and v at the current weights."""
     base = {name: p.detach() for name, p in model.named_parameters()}
     buffers = {name: b.detach() for name, b in model.named_buffers()}
     blocks = selection.parameters()
     sizes = [int(base[name][rows].numel()) for name, rows in blocks]
 
-    def loss(v: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         params = dict(base)
         for (name, rows), part in zip(blocks, v.split(sizes)):
             p = base[name]
             rows = rows.to(p.device)
             params[name] = p.index_put((rows,), part.view(len(rows), *p.shape[1:]))
-        return F.cross_entropy(functional_call(model, (params, buffers), (x,)), y)
+        return functional_call(model, (params, buffers), (x,))
 
-    return loss, selection.gather(base)
+    return forward, selection.gather(base)
+
+
+def _restricted_loss(model: nn.Module, selection: Selection) -> tuple[Callable, torch.Tensor]:
+    """loss(v, x, y): mean cross-entropy with the selected rows of the
+    parameters replaced by the flat vector v; and v at the current weights."""
+    forward, v = restricted_forward(model, selection)
+    return lambda v, x, y: F.cross_entropy(forward(v, x), y), v
 
 
 def per_sample_gradients(model: nn.Module, selection: Selection, split: Split, batch_size: int = 256) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """L-CODEC end to end: the Newton step on a convex model, the method on the
-digits models and on a ResNet-18 fitted to zero training loss, determinism,
-and bad requests."""
+digits models (also one trained without weight decay) and on a ResNet-18
+fitted to zero training loss, the safeguards of the step, the noise modes,
+determinism, and bad requests."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import torch.nn.functional as F
 import unlearn
 from unlearn import curvature, ops
 from unlearn._core import Split
+from unlearn.compare.digits import DIGITS_OPTIONS
 from unlearn.evaluation import evaluate
+from unlearn.evaluation.metrics import gradient_norm
 from unlearn.methods import forget
 from unlearn.methods.lcodec import log_odds
 from unlearn.models import LogisticRegression, ResNet18
@@ -77,15 +80,13 @@ def test_newton_removal_step_cuts_the_residual(convex, gradient):
         selection="all",
         curvature="exact",
         gradient=gradient,
-        noise=False,
+        noise="off",
         l2=L2,
+        damping=L2,  # the Newton step on the l2-regularised objective itself
         curvature_samples=len(rs[1]),
     )
     after = evaluate(result.model, forget=fs, retain=rs, test=rs, attacks=False, l2=L2)["grad_residual"]
     assert after < 0.1 * before, (before, after)
-
-
-DIGITS_OPTIONS = dict(noise=False, l2=TRAINING_DEFAULTS["weight_decay"], damping=0.1)
 
 
 @pytest.mark.parametrize("arch", ["cnn", "mlp"])
@@ -93,10 +94,11 @@ def test_lcodec_on_digits_lowers_the_residual_more_than_random_blocks(digits, ar
     model = unlearn.train(arch)
     fs, rs = _split(digits.train, torch.arange(10))
     test = (digits.test.inputs, digits.test.labels)
-    l2 = DIGITS_OPTIONS["l2"]
+    options = DIGITS_OPTIONS["lcodec"]
+    l2 = options["l2"]
     base = evaluate(model, forget=fs, retain=rs, test=test, attacks=False, l2=l2)
-    ours = forget(model, "lcodec", forget=fs, retain=rs, seed=0, **DIGITS_OPTIONS)
-    rand = forget(model, "lcodec", forget=fs, retain=rs, seed=0, selection="random", **DIGITS_OPTIONS)
+    ours = forget(model, "lcodec", forget=fs, retain=rs, seed=0, **options)
+    rand = forget(model, "lcodec", forget=fs, retain=rs, seed=0, selection="random", **options)
     after = evaluate(ours.model, forget=fs, retain=rs, test=test, attacks=False, l2=l2)
     after_random = evaluate(rand.model, forget=fs, retain=rs, test=test, attacks=False, l2=l2)
     assert after["grad_residual"] < base["grad_residual"]
@@ -105,28 +107,103 @@ def test_lcodec_on_digits_lowers_the_residual_more_than_random_blocks(digits, ar
     assert ours.report["selected_params"] > 0 and ours.report["step_norm"] > 0
 
 
+@pytest.fixture(scope="module")
+def adam_mlp(digits):
+    """The digits MLP fitted by full-batch Adam without weight decay: a model
+    trained on another objective than the library's."""
+    torch.manual_seed(0)
+    model = unlearn.models.build("mlp")
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        opt.zero_grad()
+        F.cross_entropy(model(digits.train.inputs), digits.train.labels).backward()
+        opt.step()
+    return model.eval()
+
+
+def _accuracy_and_residual(model: torch.nn.Module, retain, test: Split) -> tuple[float, float]:
+    """Test accuracy and the norm of the retained cross-entropy's gradient."""
+    with torch.no_grad():
+        accuracy = float((model(test.inputs).argmax(1) == test.labels).float().mean())
+    return accuracy, gradient_norm(model, Split(*retain), l2=0.0)
+
+
+def test_defaults_keep_a_model_trained_without_weight_decay_where_the_former_step_wrecks_it(digits, adam_mlp):
+    drop = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0))[:10]
+    fs, rs = _split(digits.train, drop)
+    accuracy, residual = _accuracy_and_residual(adam_mlp, rs, digits.test)
+    with pytest.warns(UserWarning, match="with l2 = 0 .* has no finite scale"):
+        ours = forget(adam_mlp, "lcodec", forget=fs, retain=rs, seed=0, perturbations=200)
+    after_accuracy, after_residual = _accuracy_and_residual(ours.model, rs, digits.test)
+    assert after_accuracy >= accuracy - 0.02 and after_residual < 3 * residual, (accuracy, residual, ours.report)
+    search = ours.report["line_search"]
+    assert 0 < search["scale"] <= 1 and search["objective_after"] <= search["objective_before"]
+    assert ours.report["step_norm"] > 0 and not ours.report["noise"]["added"]
+    # The former defaults: l2 = damping = 0.01, the full step unchecked.
+    former = dict(l2=0.01, damping=0.01, trust_radius=None, line_search=None, noise="off")
+    wrecked = forget(adam_mlp, "lcodec", forget=fs, retain=rs, seed=0, perturbations=200, **former)
+    wrecked_accuracy, wrecked_residual = _accuracy_and_residual(wrecked.model, rs, digits.test)
+    assert wrecked_accuracy < accuracy - 0.2 and wrecked_residual > 100 * residual, wrecked.report
+
+
 def test_same_seed_same_result_and_report(digits):
     model = unlearn.train("mlp")
     fs, rs = _split(digits.train, torch.arange(3))
-    a = forget(model, "lcodec", forget=fs, retain=rs, seed=4, perturbations=200)
-    b = forget(model, "lcodec", forget=fs, retain=rs, seed=4, perturbations=200)
-    c = forget(model, "lcodec", forget=fs, retain=rs, seed=5, perturbations=200)
+    options = dict(perturbations=200, l2=TRAINING_DEFAULTS["weight_decay"])
+    a = forget(model, "lcodec", forget=fs, retain=rs, seed=4, noise="certified", **options)
+    b = forget(model, "lcodec", forget=fs, retain=rs, seed=4, noise=True, **options)  # True is "certified"
+    c = forget(model, "lcodec", forget=fs, retain=rs, seed=5, noise="certified", **options)
     for p, q in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(p, q)
     assert any(not torch.equal(p, q) for p, q in zip(a.model.parameters(), c.model.parameters()))
     report = a.report
-    assert report["noise_scale"] > 0 and report["selected_blocks"] and report["timings"]["select"] >= 0
+    assert report["noise"]["added"] and report["noise"]["sigma"] > 0 and report["noise"]["mode"] == "certified"
+    assert report["selected_blocks"] and report["timings"]["select"] >= 0 and report["timings"]["line_search"] >= 0
+    assert {k: v for k, v in report.items() if k != "timings"} == {k: v for k, v in b.report.items() if k != "timings"}
     assert a.seconds > 0
+
+
+def _weights(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_auto_noise_is_left_out_when_it_would_bury_the_step_and_certified_adds_it(digits):
+    model = unlearn.train("mlp")
+    fs, rs = _split(digits.train, torch.arange(2))
+    common = dict(forget=fs, retain=rs, seed=0, perturbations=100, l2=TRAINING_DEFAULTS["weight_decay"])
+    off = forget(model, "lcodec", noise="off", **common)
+    assert off.report["noise"] == {
+        "mode": "off",
+        "sigma": 0.0,
+        "added": False,
+        "reason": "noise='off'",
+        "on": "selected",
+    }
+    step = off.report["step_norm"] / off.report["selected_params"] ** 0.5
+    with pytest.warns(UserWarning, match=r"\(0\.1, 0\.01\) noise for n_train = 1347 has std .* noise='certified'"):
+        auto = forget(model, "lcodec", **common)
+    noise = auto.report["noise"]
+    assert not noise["added"] and noise["sigma"] > 1000 * step and "bury the step" in noise["reason"]
+    assert torch.equal(_weights(auto.model), _weights(off.model))
+    small = forget(model, "lcodec", smoothness=1e-12, **common)  # sigma = 4e-12 of the paper's
+    assert small.report["noise"]["added"] and small.report["noise"]["reason"] is None
+    moved = (_weights(small.model) - _weights(off.model)).abs().max()
+    assert 0 < moved < 10 * step
+    certified = forget(model, "lcodec", noise="certified", **common)
+    assert certified.report["noise"]["added"]
+    assert (_weights(certified.model) - _weights(off.model)).abs().max() > noise["sigma"]
+    with pytest.raises(ValueError, match="l2: with l2 = 0 .* is not finite"):
+        forget(model, "lcodec", forget=fs, retain=rs, noise="certified")
 
 
 def test_inplace_changes_the_callers_model_only_on_success(digits):
     model = unlearn.train("mlp")
     original = {k: v.clone() for k, v in model.state_dict().items()}
     fs, rs = _split(digits.train, torch.arange(2))
-    result = forget(model, "lcodec", forget=fs, retain=rs, perturbations=100, noise=False)
+    result = forget(model, "lcodec", forget=fs, retain=rs, perturbations=100, noise="off")
     assert result.model is not model
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in original.items())
-    result = forget(model, "lcodec", forget=fs, retain=rs, perturbations=100, noise=False, inplace=True)
+    result = forget(model, "lcodec", forget=fs, retain=rs, perturbations=100, noise="off", inplace=True)
     assert result.model is model
     assert any(not torch.equal(v, model.state_dict()[k]) for k, v in original.items())
 
@@ -168,7 +245,7 @@ def test_forget_keeps_the_callers_module_modes(digits):
     norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     norm.eval()  # a frozen BatchNorm inside a model in training mode
     fs, rs = _split(digits.train, torch.arange(2))
-    forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise=False)
+    forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise="off")
     evaluate(model, forget=fs, retain=rs, test=rs, attacks=False)
     assert model.training and not norm.training
     model.eval()
@@ -185,16 +262,20 @@ def test_log_odds_ranks_like_the_loss_where_the_loss_rounds_to_zero():
     assert float(ours[2]) > float(ours[3])
 
 
-def _fitted_resnet(samples: int) -> tuple[torch.nn.Module, Split]:
+def _fitted_resnet(samples: int, held_out: int) -> tuple[torch.nn.Module, Split, Split]:
     """A width-8 ResNet-18 fitted to `samples` CIFAR-shaped inputs (a class
     pattern plus as much noise): Adam until its training accuracy is 1, then
     its linear head refitted by L-BFGS on the frozen features until the
     float32 training loss is exactly 0 (there its gradient vanishes and
-    L-BFGS stops), as in a network trained far past fitting its data."""
+    L-BFGS stops), as in a network trained far past fitting its data. Also
+    `held_out` fresh inputs of the same classes, to test it on."""
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
+    patterns = torch.randn(10, 3, 32, 32, generator=gen)
     labels = torch.arange(samples) % 10
-    inputs = torch.randn(10, 3, 32, 32, generator=gen)[labels] + torch.randn(samples, 3, 32, 32, generator=gen)
+    inputs = patterns[labels] + torch.randn(samples, 3, 32, 32, generator=gen)
+    test_labels = torch.arange(held_out) % 10
+    test = Split(patterns[test_labels] + torch.randn(held_out, 3, 32, 32, generator=gen), test_labels)
     model = ResNet18(width=8)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     for step in range(100):
@@ -216,18 +297,29 @@ def _fitted_resnet(samples: int) -> tuple[torch.nn.Module, Split]:
         return loss
 
     head.step(closure)
-    return model, Split(inputs, labels)
+    return model, Split(inputs, labels), test
 
 
 @pytest.fixture(scope="module")
 def confident_resnet():
-    return _fitted_resnet(60)
+    return _fitted_resnet(60, 100)
+
+
+def _selected_norm(model: torch.nn.Module, blocks: list[tuple[str, int]]) -> float:
+    """Norm of the parameter blocks of the (layer, unit) pairs `blocks`."""
+    units = Units(model)
+    rows: dict[str, list[int]] = {}
+    for layer, unit in blocks:
+        rows.setdefault(layer, []).append(unit)
+    chosen = Selection({name: torch.tensor(r) for name, r in rows.items()}, units)
+    return float(chosen.gather({name: p.detach() for name, p in model.named_parameters()}).norm())
 
 
 def test_lcodec_forgets_samples_a_fitted_resnet_has_no_float32_loss_on(confident_resnet):
-    model, train = confident_resnet
+    model, train, test = confident_resnet
     with torch.no_grad():
         assert bool((model(train.inputs).argmax(1) == train.labels).all())
+        accuracy = float((model(test.inputs).argmax(1) == test.labels).float().mean())
     drop = torch.randperm(len(train), generator=torch.Generator().manual_seed(1))[:20]
     fs, rs = _split(train, drop)
     copies, sigma, seed = 50, 0.1, 0
@@ -236,9 +328,16 @@ def test_lcodec_forgets_samples_a_fitted_resnet_has_no_float32_loss_on(confident
         old = F.cross_entropy(model(noisy), fs[1].repeat_interleave(copies), reduction="none").view(-1, copies)
     # The float32 loss the method used to explain: 0 on every copy of some sample, which it refused.
     assert int(((old.amax(dim=1) == 0) & (old.amin(dim=1) == 0)).sum()) > 0
-    result = forget(model, "lcodec", forget=fs, retain=rs, seed=seed, perturbations=copies, sigma=sigma)
-    assert all(picks for picks in result.report["per_sample_columns"])
+    with pytest.warns(UserWarning, match="no finite scale"):
+        result = forget(model, "lcodec", forget=fs, retain=rs, seed=seed, perturbations=copies, sigma=sigma)
+    report = result.report
+    assert all(picks for picks in report["per_sample_columns"])
     assert all(bool(torch.isfinite(p).all()) for p in result.model.parameters())
+    # Gradient and curvature both nearly vanish here; a damping of l2 = 0.01 made the step -w_S.
+    before, after = (_selected_norm(m, report["selected_blocks"]) for m in (model, result.model))
+    assert 0.9 * before <= after <= 1.1 * before, (before, after, report["newton_norm"])
+    with torch.no_grad():
+        assert float((result.model(test.inputs).argmax(1) == test.labels).float().mean()) >= accuracy - 0.05
 
 
 class _IgnoresPositive(torch.nn.Module):
@@ -259,6 +358,6 @@ def test_a_sample_the_model_ignores_is_named_and_needs_no_foci_for_all_units():
     x[1, 0] = 10  # forget sample 1 is ignored at any small sigma
     model, fs, rs = _IgnoresPositive(), (x[:3], torch.tensor([0, 1, 2])), (x[3:], torch.arange(9) % 3)
     with pytest.raises(ValueError, match=r"forget sample 1: its loss is the same on all 50 perturbed copies, even"):
-        forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise=False)
-    result = forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise=False, selection="all")
+        forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise="off")
+    result = forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise="off", selection="all")
     assert result.report["selected_params"] == 15

@@ -5,9 +5,11 @@ activations of perturbed copies of the samples."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Optional, Sequence
+import warnings
+from typing import Annotated, Any, Callable, Literal, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import curvature as curv
@@ -16,6 +18,26 @@ from .._core import NonNegative, NonNegativeInt, OpenFraction, Positive, Positiv
 from ..stats import foci
 from ..units import Selection, Units
 from .registry import register
+
+RELATIVE_DAMPING = 1.0
+"""The default damping is l2 plus this multiple of the mean diagonal of H_SS
+(`default_damping`; Levenberg-Marquardt's scaling). A damping relative to
+the curvature keeps the step the same when the loss is rescaled, and on a
+confident model, whose gradient and curvature both nearly vanish, it is as
+small as they are; an absolute one (the l2 it used to default to) then
+swamps the curvature, and the step -(l2 I)^-1 (l2 w_S) zeroes the blocks.
+A whole mean diagonal rather than a fraction: the Fisher of
+`curvature_samples` samples has a null space wherever there are more
+parameters than samples, and there only the damping bounds the step; on the
+digits models smaller fractions gave longer steps whose gain the retained
+gradient did not confirm."""
+
+NOISE_RATIO = 10.0
+"""noise="auto" adds the (epsilon, delta) noise only when its standard
+deviation is at most this many times the per-coordinate RMS of the accepted
+step; larger noise would bury the step it is meant to mask."""
+
+NoiseMode = Literal["auto", "certified", "off"]
 
 
 def _copy_bytes(model: nn.Module, units: Units, sample: torch.Tensor) -> int:
@@ -195,11 +217,181 @@ def curvature_factor(
     return curv.per_sample_gradients(model, chosen, subset), True
 
 
+def default_damping(block: torch.Tensor, low_rank: bool, l2: float) -> float:
+    """max(l2, -lowest eigenvalue of H_SS) plus RELATIVE_DAMPING times its
+    mean absolute eigenvalue: l2 plus a fraction of the mean diagonal for a
+    factor U (m x d, H = U^T U / m, never indefinite); a dense (exact)
+    Hessian of a non-convex loss is first lifted to be positive semidefinite."""
+    if low_rank:
+        lowest, scale = 0.0, float(block.double().square().sum()) / block.numel()
+    else:
+        eigenvalues = torch.linalg.eigvalsh(block.double())
+        lowest, scale = float(eigenvalues[0]), float(eigenvalues.abs().mean())
+    damping = max(l2, -lowest) + RELATIVE_DAMPING * scale
+    if damping == 0:
+        raise ValueError(
+            "damping: the curvature of the selected blocks is 0 on the retained samples and l2 = 0, so the "
+            "default damping (relative to the curvature) is 0; pass damping > 0"
+        )
+    return damping
+
+
+def trust_factor(step: torch.Tensor, weights: torch.Tensor, radius: Optional[float]) -> float:
+    """The factor (at most 1) that shortens `step` to `radius` times the norm
+    of the selected weights, so that a near-singular solve can neither zero
+    the blocks nor blow them up (1 with no radius)."""
+    norm = float(step.norm())
+    if radius is None or norm == 0:
+        return 1.0
+    return min(1.0, radius * float(weights.double().norm()) / norm)
+
+
+def retained_objective(
+    model: nn.Module, chosen: Selection, sample: Split, l2: float, batch_size: int = 512
+) -> tuple[float, Callable[[torch.Tensor], float]]:
+    """The retained objective (mean CE on `sample`, plus l2/2 ||w||^2) at the
+    current weights, and change(delta): how much it moves when w_S moves by
+    delta (the model itself unchanged). The CE is taken in float64 from the
+    logits, and the change is formed from differences, so that a confident
+    model's near-zero loss still compares."""
+    forward, v = curv.restricted_forward(model, chosen)
+
+    def cross_entropy(w: torch.Tensor) -> float:
+        with torch.no_grad():
+            total = sum(
+                float(F.cross_entropy(forward(w, x).double(), y, reduction="sum"))
+                for x, y in sample.batches(batch_size)
+            )
+        return total / len(sample)
+
+    base = cross_entropy(v)
+    squares = sum(float(p.detach().double().square().sum()) for p in model.parameters())
+
+    def change(delta: torch.Tensor) -> float:
+        moved = v + delta.to(v.dtype)
+        d = (moved - v).double()
+        return cross_entropy(moved) - base + l2 * (float(v.double() @ d) + float(d @ d) / 2)
+
+    return base + l2 / 2 * squares, change
+
+
+def backtrack(
+    change: Callable[[torch.Tensor], float], step: torch.Tensor, trials: Optional[int]
+) -> tuple[float, int, float]:
+    """The first scale t of 1, 1/2, 1/4, ... (`trials` of them) at which the
+    step does not raise the retained objective, the trials made and the
+    objective's change there; t = 0 (no change) when none qualifies, t = 1
+    unchecked with no `trials`. Simple decrease rather than Armijo's: the
+    objective is a subsample's while the step comes from every retained
+    sample, so the full gradient's slope does not predict its decrease."""
+    if trials is None:
+        return 1.0, 0, change(step)
+    for trial in range(trials):
+        t = 0.5**trial
+        moved = change(t * step)
+        if moved <= 0:
+            return t, trial + 1, moved
+    return 0.0, trials, 0.0
+
+
+def searched_step(
+    model: nn.Module,
+    chosen: Selection,
+    retain: Split,
+    step: torch.Tensor,
+    *,
+    l2: float,
+    trials: Optional[int],
+    samples: int,
+    seed: int,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """`step` scaled by `backtrack` on the retained objective of `samples`
+    retained samples (seeded), with a warning when no scale qualifies; and
+    what the search found."""
+    rows = torch.randperm(len(retain), generator=torch.Generator().manual_seed(seed))[:samples]
+    rows = rows.to(retain.labels.device)
+    objective, change = retained_objective(model, chosen, Split(retain.inputs[rows], retain.labels[rows]), l2)
+    scale, made, moved = backtrack(change, step, trials)
+    if scale == 0:
+        warnings.warn(
+            f"lcodec: the retained objective rose at each of the {made} step scales 1 to 1/{2 ** (made - 1)}, "
+            "so the selected blocks were left unchanged (report['line_search'])",
+            stacklevel=3,
+        )
+    search = {
+        "scale": scale,
+        "trials": made,
+        "samples": len(rows),
+        "objective_before": objective,
+        "objective_after": objective + moved,
+    }
+    return scale * step, search
+
+
+def noise_mode(noise: Union[bool, str]) -> str:
+    """The noise setting as a mode: True (the former default) adds the
+    noise whatever its size, as "certified" does; False is "off"."""
+    if isinstance(noise, bool):
+        return "certified" if noise else "off"
+    return noise
+
+
+def noise_refusal(sigma: float, step: torch.Tensor, privacy: dict[str, Any]) -> Optional[str]:
+    """Why noise="auto" leaves out noise of std `sigma` after `step` (None
+    when it adds it): the scale is unbounded, or more than NOISE_RATIO times
+    the step's per-coordinate RMS (`privacy`: the arguments of `noise_scale`)."""
+    noise = f"the (epsilon, delta) = ({privacy['epsilon']:g}, {privacy['delta']:g}) noise for n_train = {privacy['n']}"
+    if not math.isfinite(sigma):
+        return (
+            f"with l2 = {privacy['l2']:g} {noise} has no finite scale (the guarantee assumes an l2-strongly convex "
+            "objective: pass the training weight decay as l2)"
+        )
+    rms = float(step.norm()) / math.sqrt(step.numel()) if step.numel() else 0.0
+    if sigma <= NOISE_RATIO * rms:
+        return None
+    return (
+        f"{noise} has std {sigma:.3g}, more than {NOISE_RATIO:g} times the step's per-coordinate RMS "
+        f"{rms:.3g}: it would bury the step"
+    )
+
+
+def apply_noise(
+    model: nn.Module,
+    chosen: Optional[Selection],
+    step: torch.Tensor,
+    mode: str,
+    target: str,
+    seed: int,
+    privacy: dict[str, Any],
+) -> dict[str, Any]:
+    """Adds the (epsilon, delta) noise as `mode` says (`privacy`: the
+    arguments of `noise_scale`), warning when "auto" leaves it out; returns
+    what was done."""
+    sigma = noise_scale(**privacy) if mode != "off" else 0.0
+    reason = None
+    if mode == "off":
+        reason = "noise='off'"
+    elif chosen is None:
+        reason = "no blocks were selected"
+    elif mode == "auto":
+        reason = noise_refusal(sigma, step, privacy)
+        if reason is not None:
+            warnings.warn(
+                f"lcodec: {reason}, so it was not added and the result carries no (epsilon, delta) guarantee; "
+                "pass noise='certified' to add it anyway, or noise='off' not to be told",
+                stacklevel=3,
+            )
+    if reason is None:
+        _add_noise(model, chosen, sigma, target, seed)
+    return {"mode": mode, "sigma": sigma, "added": reason is None, "reason": reason, "on": target}
+
+
 @register(
     "lcodec",
     "L-CODEC: noisy Newton step on FOCI-selected parameter blocks (Mehta et al. 2022)",
     scope="instance",
     needs=("forget", "retain"),
+    controls=("trust_radius", "damping", "l2", "noise"),
 )
 def lcodec(
     model: nn.Module,
@@ -216,11 +408,14 @@ def lcodec(
     gradient: Literal["retain", "forget"] = "retain",
     curvature_samples: PositiveInt = 512,
     checkpoints: Optional[Sequence[dict]] = None,
-    l2: Positive = 0.01,
+    l2: NonNegative = 0.0,
     damping: Optional[Positive] = None,
     fisher: Literal["model", "empirical"] = "model",
+    trust_radius: Optional[Positive] = 0.05,
+    line_search: Optional[PositiveInt] = 10,
+    line_search_samples: PositiveInt = 1024,
     n_train: Optional[PositiveInt] = None,
-    noise: bool = True,
+    noise: Union[NoiseMode, bool] = "auto",
     noise_on: Literal["selected", "complement"] = "selected",
     epsilon: Positive = 0.1,
     delta: OpenFraction = 0.01,
@@ -231,15 +426,22 @@ def lcodec(
 ) -> dict:
     """Removes the forget samples' influence from the selected blocks S by a
     Newton step on the retained objective L_R = mean retained CE + l2/2 ||w||^2:
-    w_S -= (H_SS + l2 I)^-1 grad_S L_R, H_SS the curvature of the mean retained
-    loss. With `gradient="forget"` the gradient is the paper's
+    w_S -= t (H_SS + damping I)^-1 grad_S L_R, H_SS the curvature of the mean
+    retained loss, the step first shortened to `trust_radius` ||w_S|| and t
+    the first of 1, 1/2, 1/4, ... at which L_R (on at most
+    `line_search_samples` retained samples, seeded) does not rise, or 0 when
+    none of `line_search` scales qualifies. l2 defaults to 0, the retained
+    cross-entropy alone: pass the weight decay the model was trained with.
+    With `gradient="forget"` the gradient is the paper's
     -(1/(n - k)) sum_f grad_S (CE_f + l2/2 ||w||^2), n the training-set size and
     k the number of forget samples: equal to grad_S L_R when the model is a
     stationary point of the full objective, and needing no pass over the
     retained data; "retain" (default) also corrects for training that stopped
     short of it. Then Gaussian noise of the (epsilon, delta) scale on the
     selected coordinates (the published code; `noise_on="complement"` follows
-    the paper's Algorithm 1). Options and defaults follow the paper. With a
+    the paper's Algorithm 1): "certified" always adds it, "auto" only when its
+    std is at most NOISE_RATIO times the accepted step's per-coordinate RMS
+    (otherwise it warns, and the report says why), "off" never. With a
     torch.distributed process `group` (every rank calling with the same
     arguments), the perturbed copies and FOCI are shared among its ranks and
     every rank gets the same result as one process.
@@ -253,11 +455,14 @@ def lcodec(
         gradient: "retain" (retained-data gradient) or "forget" (the paper's forget-data form)
         curvature_samples: retained samples the curvature is estimated on
         checkpoints: (previous, last) state dicts of training, for curvature="fd"
-        l2: the l2 regularisation of the training objective
-        damping: added to the curvature's diagonal (None: l2)
+        l2: the l2 regularisation (weight decay) the model was trained with (0: the retained CE alone)
+        damping: added to the curvature's diagonal (None: l2 + RELATIVE_DAMPING x its mean diagonal; default_damping)
         fisher: Fisher labels drawn from the "model" or the data's ("empirical")
+        trust_radius: longest step, as a fraction of ||w_S|| (None: the Newton step's own length)
+        line_search: step scales 1, 1/2, ... tried against the retained objective (None: t = 1 unchecked)
+        line_search_samples: retained samples (seeded) the line search evaluates the objective on
         n_train: training-set size (None: retained plus forget samples)
-        noise: add the (epsilon, delta) Gaussian noise
+        noise: "auto", "certified" or "off" (True: "certified", False: "off"); see above
         noise_on: noise on the "selected" coordinates or their "complement"
         epsilon: privacy epsilon of the noise
         delta: privacy delta of the noise
@@ -268,16 +473,17 @@ def lcodec(
     """
     if curvature == "fd" and (checkpoints is None or len(checkpoints) != 2):
         raise ValueError("checkpoints: curvature='fd' needs two state dicts (previous, last) of the training run")
-    damping = l2 if damping is None else damping
+    mode = noise_mode(noise)
     k = len(forget)
     n = n_train if n_train is not None else len(retain) + k
     if n <= k:
         raise ValueError(f"n_train must exceed the number of forget samples ({k}), got {n}")
-    scale = noise_scale(k, n, l2, epsilon, delta, smoothness, lipschitz) if noise else 0.0
-    if not math.isfinite(scale):
+    privacy = dict(removed=k, n=n, l2=l2, epsilon=epsilon, delta=delta, smoothness=smoothness, lipschitz=lipschitz)
+    if mode == "certified" and not math.isfinite(noise_scale(**privacy)):
         raise ValueError(
-            f"l2: with l2 = {l2} and epsilon = {epsilon} the (epsilon, delta) noise scale 2 M L^2 m^2 / "
-            "(n^2 l2^3 epsilon) overflows; raise l2 (the objective's l2 regularisation) or pass noise=False"
+            f"l2: with l2 = {l2:g} and epsilon = {epsilon:g} the (epsilon, delta) noise scale 2 M L^2 m^2 / "
+            "(n^2 l2^3 epsilon) is not finite; pass the l2 (weight decay) the model was trained with, "
+            "or noise='auto' or 'off'"
         )
     timer = StageTimer()
     model.eval()
@@ -298,9 +504,11 @@ def lcodec(
         "per_sample_columns": picks,
         "selected_blocks": [(units.unit(c)[0].name, units.unit(c)[1]) for c in columns],
         "units_total": units.columns,
+        "n_train": n,
     }
     if not columns:
-        report.update(selected_params=0, step_norm=0.0, noise_scale=0.0, timings=timer.seconds)
+        noise_report = apply_noise(model, None, torch.zeros(0), mode, noise_on, seed, privacy)
+        report.update(selected_params=0, step_norm=0.0, noise=noise_report, timings=timer.seconds)
         return report
 
     chosen = Selection.from_columns(units, columns)
@@ -319,19 +527,27 @@ def lcodec(
             seed=seed,
         )
     with timer("solve"):
+        damping = default_damping(block, low_rank, l2) if damping is None else damping
         # A float32 curvature factor keeps its dtype: block_solve forms its Gram
         # matrix in float32 (as accurate as the factor) and solves in float64.
-        step = -ops.block_solve([block], g.double(), damping, [low_rank])
+        newton = -ops.block_solve([block], g.double(), damping, [low_rank])
+        weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
+        trust = trust_factor(newton, weights, trust_radius)
+    with timer("line_search"):
+        step, search = searched_step(
+            model, chosen, retain, trust * newton, l2=l2, trials=line_search, samples=line_search_samples, seed=seed
+        )
         chosen.scatter_add(model, step)
     with timer("noise"):
-        if noise:
-            _add_noise(model, chosen, scale, noise_on, seed)
+        noise_report = apply_noise(model, chosen, step, mode, noise_on, seed, privacy)
     report.update(
         selected_params=int(step.numel()),
+        damping=damping,
+        newton_norm=float(newton.norm()),
+        trust_factor=trust,
         step_norm=float(step.norm()),
-        noise_scale=scale,
-        noise_on=noise_on if noise else None,
-        n_train=n,
+        line_search=search,
+        noise=noise_report,
         timings=timer.seconds,
     )
     return report
