@@ -128,8 +128,9 @@ def _damage(report: dict[str, Any]) -> list[str]:
     elif check is not None and check["loss_after"] > _loss_bound(check["loss_before"]):
         found.append(
             f"the retained loss rose from {check['loss_before']:.3f} to {check['loss_after']:.3f} (past "
-            f"{RETAIN_LOSS_GROWTH[0]:g} x its start and its start + {RETAIN_LOSS_GROWTH[1]:g}) on {check['samples']} retained "
-            "samples: held-out accuracy usually falls further than the retained accuracy shows"
+            f"{RETAIN_LOSS_GROWTH[0]:g} x its start and its start + {RETAIN_LOSS_GROWTH[1]:g}) on "
+            f"{check['samples']} retained samples: held-out accuracy usually falls further than the retained "
+            "accuracy shows"
         )
     if isinstance(guard, dict) and guard.get("stopped_early"):
         found.append(
