@@ -40,6 +40,18 @@ def test_each_model_is_the_one_fit_trains_alone(arch):
     assert _state_difference(together[0], together[1]) > 1e-2
 
 
+def test_groups_of_models_train_as_one_ensemble_does():
+    split = _small_train()
+    whole = [fresh("cnn", seed) for seed in SEEDS]
+    fit_ensemble(whole, split, seeds=SEEDS, group=len(SEEDS), **SETTINGS)
+    grouped = [fresh("cnn", seed) for seed in SEEDS]
+    fit_ensemble(grouped, split, seeds=SEEDS, group=2, **SETTINGS)  # a group of two, then one of one
+    for first, second in zip(whole, grouped):
+        assert _state_difference(first, second) < 1e-4
+    with pytest.raises(ValueError, match="group"):
+        fit_ensemble(grouped, split, seeds=SEEDS, group=0, **SETTINGS)
+
+
 def test_mnemonic_mixing_draws_each_models_own_stream():
     split = _small_train()
     codes = MnemonicCodes(split, t_mix=0.3, seed=0)
