@@ -32,7 +32,7 @@ def test_each_model_is_the_one_fit_trains_alone(arch):
     alone = [fresh(arch, seed) for seed in SEEDS]
     alone_losses = [fit(model, split, seed=seed, **SETTINGS) for model, seed in zip(alone, SEEDS)]
     together = [fresh(arch, seed) for seed in SEEDS]
-    together_losses = fit_ensemble(together, split, seeds=SEEDS, **SETTINGS)
+    together_losses = fit_ensemble(together, split, seeds=SEEDS, group=len(SEEDS), **SETTINGS)  # batched
     for first, second in zip(alone, together):
         assert _state_difference(first, second) < 1e-4  # BatchNorm running statistics included
     torch.testing.assert_close(torch.tensor(together_losses), torch.tensor(alone_losses), rtol=1e-4, atol=1e-6)
@@ -52,6 +52,14 @@ def test_groups_of_models_train_as_one_ensemble_does():
         fit_ensemble(grouped, split, seeds=SEEDS, group=0, **SETTINGS)
 
 
+def test_convolutional_models_train_one_at_a_time_on_the_cpu_by_default():
+    split = _small_train()
+    alone, together = fresh("cnn", 3), [fresh("cnn", 3), fresh("cnn", 7)]
+    fit(alone, split, seed=3, **SETTINGS)
+    fit_ensemble(together, split, seeds=[3, 7], **SETTINGS)
+    assert _state_difference(alone, together[0]) == 0.0  # exactly fit's result: no batched kernels
+
+
 def test_mnemonic_mixing_draws_each_models_own_stream():
     split = _small_train()
     codes = MnemonicCodes(split, t_mix=0.3, seed=0)
@@ -59,7 +67,7 @@ def test_mnemonic_mixing_draws_each_models_own_stream():
     for model, seed in zip(alone, SEEDS):
         fit(model, split, seed=seed, mnemonic=codes, **SETTINGS)
     together = [fresh("mlp", seed) for seed in SEEDS]
-    fit_ensemble(together, split, seeds=SEEDS, mnemonic=codes, **SETTINGS)
+    fit_ensemble(together, split, seeds=SEEDS, mnemonic=codes, group=len(SEEDS), **SETTINGS)
     for first, second in zip(alone, together):
         assert _state_difference(first, second) < 1e-4
 
@@ -77,7 +85,7 @@ def test_modes_are_restored_and_the_models_are_trained_in_place():
     split = _small_train()
     models = [fresh("cnn", seed).eval() for seed in SEEDS[:2]]
     before = [m.state_dict()["0.weight"].clone() for m in models]
-    fit_ensemble(models, split, seeds=SEEDS[:2], **SETTINGS)
+    fit_ensemble(models, split, seeds=SEEDS[:2], group=2, **SETTINGS)
     assert all(not module.training for m in models for module in m.modules())
     assert all(not torch.equal(b, m.state_dict()["0.weight"]) for b, m in zip(before, models))
 

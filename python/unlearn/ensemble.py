@@ -39,10 +39,11 @@ from .training import (
     save,
 )
 
-# Models per batched pass on the CPU: on two cores the digits CNN trains 2 to 3
-# times faster 2 to 4 at a time than one at a time, but no faster 8 or 16 at a
-# time and 2 times slower 64 at a time (the grouped convolutions' backward pass).
-CPU_GROUP = 4
+# Layers that make batched training slower than one model at a time on the
+# CPU: measured on two cores, 64 digits CNNs train in 0.5x to 0.7x the speed of
+# one at a time when batched (the grouped convolutions' backward pass), while
+# 64 logistic regressions or MLPs train 6x to 11x faster.
+_CPU_ONE_AT_A_TIME = (nn.modules.conv._ConvNd,)
 
 # Layers whose forward pass draws random numbers.
 _RANDOM_LAYERS = (nn.modules.dropout._DropoutNd, nn.RReLU)
@@ -91,21 +92,24 @@ def fit_ensemble(
     """Trains every model of `models` in place on `split`, model i as
     `fit(models[i], split, seed=seeds[i], ...)` would (same recipe, same
     arguments), `group` models at a time in one batched pass per step
-    (default: CPU_GROUP on the CPU, all of them on a GPU). Returns each
-    model's mean training loss per epoch. Models with random layers are
-    trained one at a time with `fit`; so is a single model."""
+    (default: all of them). Returns each model's mean training loss per
+    epoch. Models with random layers are trained one at a time with `fit`;
+    so is a single model, and, by default, a convolutional model on the CPU,
+    which batched training slows down there."""
     models = _check_models(models, seeds)
     check_settings(epochs, lr, weight_decay, batch_size, 0)
     settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size)
-    if len(models) == 1 or has_random_layers(models[0]):
+    if group is not None:
+        check_option("group", group, PositiveInt)
+    on_cpu = split.inputs.device.type == "cpu" if isinstance(split, Split) else True
+    convolutional = any(isinstance(m, _CPU_ONE_AT_A_TIME) for m in models[0].modules())
+    if len(models) == 1 or has_random_layers(models[0]) or (group is None and on_cpu and convolutional):
         return [fit(m, split, seed=s, mnemonic=mnemonic, progress=progress, **settings) for m, s in zip(models, seeds)]
     if not isinstance(split, Split):
         raise TypeError(f"split must be a Split, got {type(split).__name__}")
     if len(split) == 0:
         raise ValueError("split is empty: give the data to train on")
-    if group is not None:
-        check_option("group", group, PositiveInt)
-    size = group or (CPU_GROUP if split.inputs.device.type == "cpu" else len(models))
+    size = group or len(models)
     modes = [{module: module.training for module in model.modules()} for model in models]
     try:
         losses = []
