@@ -54,6 +54,17 @@ def has_random_layers(model: nn.Module) -> bool:
     return any(isinstance(module, _RANDOM_LAYERS) for module in model.modules())
 
 
+def batches(model: nn.Module, split: Split, count: int, group: Optional[int] = None) -> bool:
+    """Whether `fit_ensemble` trains `count` models like `model` on `split`
+    in batched passes (else one at a time with `fit`)."""
+    if has_random_layers(model):
+        return False
+    if group is not None:
+        return True
+    on_cpu = not isinstance(split, Split) or split.inputs.device.type == "cpu"
+    return count > 1 and not (on_cpu and any(isinstance(m, _CPU_ONE_AT_A_TIME) for m in model.modules()))
+
+
 def _check_models(models: Sequence[nn.Module], seeds: Sequence[int]) -> list[nn.Module]:
     """The models, one architecture on one device, one seed each."""
     if isinstance(models, nn.Module) or not isinstance(models, (list, tuple)):
@@ -94,16 +105,14 @@ def fit_ensemble(
     arguments), `group` models at a time in one batched pass per step
     (default: all of them). Returns each model's mean training loss per
     epoch. Models with random layers are trained one at a time with `fit`;
-    so is a single model, and, by default, a convolutional model on the CPU,
-    which batched training slows down there."""
+    so is a single model unless `group` is given, and, by default, a
+    convolutional model on the CPU, which batched training slows down there."""
     models = _check_models(models, seeds)
     check_settings(epochs, lr, weight_decay, batch_size, 0)
     settings = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size)
     if group is not None:
         check_option("group", group, PositiveInt)
-    on_cpu = split.inputs.device.type == "cpu" if isinstance(split, Split) else True
-    convolutional = any(isinstance(m, _CPU_ONE_AT_A_TIME) for m in models[0].modules())
-    if len(models) == 1 or has_random_layers(models[0]) or (group is None and on_cpu and convolutional):
+    if not batches(models[0], split, len(models), group):
         return [fit(m, split, seed=s, mnemonic=mnemonic, progress=progress, **settings) for m, s in zip(models, seeds)]
     if not isinstance(split, Split):
         raise TypeError(f"split must be a Split, got {type(split).__name__}")
@@ -208,8 +217,9 @@ def train_ensemble(
 
     With `cache=True` each model is cached under its own configuration (the
     data's fingerprint and the seed included), so a later call with more
-    seeds trains only the new ones. The cache key differs from `train()`'s:
-    the two loops agree only up to float rounding."""
+    seeds trains only the new ones. Models trained in batched passes are
+    cached apart from `train()`'s (the two loops agree only up to float
+    rounding); those trained one at a time share its cache."""
     if not isinstance(seeds, (list, tuple, range)) or len(seeds) == 0:
         raise ValueError("seeds must be a non-empty sequence of seeds")
     split = data.digits().train if split is None else split
@@ -221,13 +231,16 @@ def train_ensemble(
         check_seed(seed)
     fingerprint = data.fingerprint(split)
     models = [fresh(arch, seed) for seed in seeds]
-    paths = [cache_path(arch, {**settings, "seed": s}, fingerprint, mnemonic, "ensemble") for s in seeds]
+    # Models trained one at a time are train()'s own (same key); batched ones differ by rounding.
+    trainer = "ensemble" if batches(models[0], split, len(seeds)) else None
+    paths = [cache_path(arch, {**settings, "seed": s}, fingerprint, mnemonic, trainer) for s in seeds]
     missing = [i for i, (model, path) in enumerate(zip(models, paths)) if not (cache and load_cached(model, path))]
     if missing:
         fit_ensemble(
             [models[i] for i in missing],
             split,
             seeds=[seeds[i] for i in missing],
+            group=len(missing) if trainer else None,  # the path the cache key names, however many are missing
             mnemonic=mnemonic,
             progress=progress,
             **settings,
