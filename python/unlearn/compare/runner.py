@@ -263,7 +263,7 @@ def compare(
     seeds: Optional[Seeds] = None,
     options: Optional[PerMethod] = None,
     models: Optional[PerMethod] = None,
-    l2: float = 0.01,
+    l2: float = 0.0,
     progress: bool = False,
     json: Optional[Path] = None,
     plot: Optional[Path] = None,

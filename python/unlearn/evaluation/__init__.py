@@ -75,7 +75,7 @@ def evaluate(
     retain: Data,
     test: Data,
     reference: Optional[nn.Module] = None,
-    l2: float = 0.01,
+    l2: float = 0.0,
     attacks: bool = True,
     seed: int = 0,
     forget_classes: Optional[Sequence[int]] = None,
