@@ -17,7 +17,6 @@ draw alone, so such models are trained one at a time instead.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Optional, Sequence
 
 import torch
@@ -36,6 +35,7 @@ from .training import (
     fit,
     fresh,
     load_cached,
+    recipe_optimizer,
     save,
 )
 
@@ -161,11 +161,7 @@ def _fit_stacked(
     state = {**buffers, **{name: value.detach() for name, value in frozen.items()}}
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     bounds = batch_bounds(len(split), batch_size)
-    optimizer = torch.optim.SGD(list(weights.values()), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    total_steps = epochs * len(bounds)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
-    )
+    optimizer, schedule = recipe_optimizer(list(weights.values()), lr, weight_decay, epochs * len(bounds))
     device, count = split.labels.device, len(models)
     losses: list[list[float]] = [[] for _ in models]
     for _ in epoch_progress(range(epochs), progress, "training"):

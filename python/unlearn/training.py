@@ -85,6 +85,18 @@ def reinitialize(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
+def recipe_optimizer(
+    parameters: list[torch.Tensor], lr: float, weight_decay: float, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The recipe's SGD (momentum 0.9, weight decay) and its learning rate
+    decayed to 0 by a cosine over `total_steps` steps."""
+    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    )
+    return optimizer, schedule
+
+
 def batch_bounds(n: int, size: int) -> list[tuple[int, int]]:
     """Batch bounds; a trailing batch of one sample joins the one before, since
     BatchNorm cannot normalise a single sample."""
@@ -128,11 +140,7 @@ def fit(
 
     generator = torch.Generator().manual_seed(seed)
     bounds = batch_bounds(len(split), batch_size)
-    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    total_steps = epochs * len(bounds)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
-    )
+    optimizer, schedule = recipe_optimizer(parameters, lr, weight_decay, epochs * len(bounds))
     modes = {module: module.training for module in model.modules()}
     model.train()
     losses = []

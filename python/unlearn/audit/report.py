@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..compare.display import pyplot
+from ..compare.display import mean_std, pyplot
 
 # Table columns: (key, header, format); accuracies are "mean +- std" cells.
 _COLUMNS = [
@@ -103,8 +103,7 @@ class AuditResult:
         ]
         width = 0.8 / len(keys)
         for j, key in enumerate(keys):
-            means = [_mean(self.rows[n].get(key)) for n in names]
-            errors = [self.rows[n][key]["std"] if isinstance(self.rows[n].get(key), dict) else 0.0 for n in names]
+            means, errors = zip(*(mean_std(self.rows[n][key]) for n in names))
             ax.bar([i + j * width for i in range(len(names))], means, width, yerr=errors, label=key, capsize=2)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))])
         ax.set_xticklabels(names, fontsize=8)
@@ -114,10 +113,6 @@ class AuditResult:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
-
-
-def _mean(value: Any) -> float:
-    return value["mean"] if isinstance(value, dict) else float(value)
 
 
 def _cell(value: Any, fmt: Optional[str]) -> str:

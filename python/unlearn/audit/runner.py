@@ -40,7 +40,8 @@ from .._core import (
     takes_seed,
     validate_classes,
 )
-from ..compare import DIGITS_OPTIONS, resolve_methods
+from ..compare import DIGITS_OPTIONS, check_options, resolve_methods
+from ..compare.seeds import summary
 from ..ensemble import train_ensemble
 from ..evaluation import (
     accuracy_ratio,
@@ -51,9 +52,9 @@ from ..evaluation import (
     metrics,
 )
 from ..evaluation.quality import Delta
-from ..methods import available, describe
+from ..methods import describe
 from ..methods import forget as run_method
-from ..methods.registry import NEEDS, get
+from ..methods.registry import NEEDS
 from ..mnemonic_codes import MnemonicCodes
 from ..models import ARCHITECTURES
 from .report import AuditResult
@@ -194,12 +195,9 @@ def _check_options(options: Optional[Mapping[str, Mapping[str, Any]]]) -> dict[s
     """The per-method options, each method known and each option valid for it."""
     if options is None:
         return {}
-    if not isinstance(options, Mapping) or not all(isinstance(v, Mapping) for v in options.values()):
+    if not isinstance(options, Mapping):
         raise TypeError("options must map method names to dicts of options, e.g. {'ssd': {'alpha': 5.0}}")
-    for name, value in options.items():
-        if name not in available():
-            raise ValueError(f"options: unknown method {name!r}; available: {', '.join(available())}")
-        get(name).check_options(dict(value))
+    check_options(options)
     return {name: dict(value) for name, value in options.items()}
 
 
@@ -437,7 +435,7 @@ def _result(
             "lira_auc": attack.auc if attack else None,
             "lira_tpr_at_1pct_fpr": attack.tpr_at_1pct_fpr if attack else None,
             "lira_tpr_at_01pct_fpr": attack.tpr_at_01pct_fpr if attack else None,
-            **{key: _mean_std(values) for key, values in population.accuracies.items()},
+            **{key: summary(values) for key, values in population.accuracies.items()},  # N >= 2: std is a number
             "seconds": seconds if name != "original" else None,
             "speedup": setup.retrain_seconds / seconds if name != "original" and seconds > 0 else None,
         }
@@ -453,11 +451,6 @@ def _result(
         "retrain_seconds": setup.retrain_seconds,
     }
     return AuditResult(rows=rows, epsilons=epsilons, info=info, skipped=skipped, failed=failed)
-
-
-def _mean_std(values: list[float]) -> dict[str, float]:
-    tensor = torch.tensor(values, dtype=torch.float64)
-    return {"mean": float(tensor.mean()), "std": float(tensor.std()) if len(values) > 1 else 0.0}
 
 
 def _say(enabled: bool, message: str) -> None:

@@ -112,7 +112,7 @@ def pyplot() -> Any:
     return plt
 
 
-def _mean_std(value: Any) -> tuple[float, float]:
+def mean_std(value: Any) -> tuple[float, float]:
     """A plain score, or a summary's mean and std (0 when there is none)."""
     if isinstance(value, dict):
         return float(value["mean"]), float(value["std"] or 0.0)
@@ -128,7 +128,7 @@ def _bars(ax: Any, rows: dict[str, dict[str, Any]], metrics: list[Metric], log: 
     for i, (name, values) in enumerate(rows.items()):
         spots, heights, errors = [], [], [[], []]
         for j, metric in enumerate(metrics):
-            mean, std = _mean_std(values.get(metric.key, math.nan))
+            mean, std = mean_std(values.get(metric.key, math.nan))
             if math.isnan(mean):
                 continue
             height = max(mean, LOG_FLOOR) if log else mean

@@ -41,7 +41,7 @@ def seed_list(seeds: Any, first: int = 0) -> list[int]:
     return checked
 
 
-def _summary(values: list[float]) -> dict[str, Optional[float]]:
+def summary(values: list[float]) -> dict[str, Optional[float]]:
     """Mean and sample standard deviation; the deviation is None for one value,
     which has no spread to estimate (0.0 would claim one was measured)."""
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None}
@@ -109,7 +109,7 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int], retrained: Callable[
     it as a ranking next to retrain's ceiling rather than as a probability.
     """
     metrics = {
-        column: {key: _summary(_column_values(runs, column, key)) for key in scores}
+        column: {key: summary(_column_values(runs, column, key)) for key in scores}
         for column, scores in runs[0]["metrics"].items()
     }
     quality: dict[str, float] = {}
