@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
-from ._core import Split
+from ._core import Samples
 from .units import Selection
 
 
@@ -43,7 +43,7 @@ def _restricted_loss(model: nn.Module, selection: Selection) -> tuple[Callable, 
     return lambda v, x, y: F.cross_entropy(forward(v, x), y), v
 
 
-def per_sample_gradients(model: nn.Module, selection: Selection, split: Split, batch_size: int = 256) -> torch.Tensor:
+def per_sample_gradients(model: nn.Module, selection: Selection, split: Samples, batch_size: int = 256) -> torch.Tensor:
     """(samples, d_S): gradient of each sample's loss w.r.t. the selected blocks,
     in one vectorised pass per batch (model in eval mode)."""
     loss, v = _restricted_loss(model, selection)
@@ -51,58 +51,50 @@ def per_sample_gradients(model: nn.Module, selection: Selection, split: Split, b
     return torch.cat([one(v, x, y) for x, y in split.batches(batch_size)])
 
 
-def mean_gradient(model: nn.Module, selection: Selection, split: Split, batch_size: int = 512) -> torch.Tensor:
-    """Gradient of the mean loss over `split` w.r.t. the selected blocks."""
-    return gradient_and_logits(model, selection, split, batch_size)[0]
-
-
-def gradient_and_logits(
-    model: nn.Module, selection: Selection, split: Split, batch_size: int = 512
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient of the mean loss over `split` w.r.t. the selected blocks, and
-    the model's outputs on `split` (detached), from one forward pass. Only the
-    selected parameters' tensors record the graph, so layers before the first
-    selected one run as plain inference."""
+def mean_gradient(model: nn.Module, selection: Selection, samples: Samples, batch_size: int = 512) -> torch.Tensor:
+    """Gradient of the mean loss over `samples` w.r.t. the selected blocks,
+    in one pass. Only the selected parameters' tensors record the graph, so
+    layers before the first selected one run as plain inference."""
     params = dict(model.named_parameters())
     wanted = [name for name, _ in selection.parameters()]
     grads = {name: torch.zeros_like(params[name]) for name in wanted}
     recording = {name: p.requires_grad for name, p in params.items()}
-    outputs = []
+    count = 0
     try:
         for name, p in params.items():
             p.requires_grad_(name in grads)
-        for x, y in split.batches(batch_size):
-            out = model(x)
-            loss = F.cross_entropy(out, y, reduction="sum")
+        for x, y in samples.batches(batch_size):
+            loss = F.cross_entropy(model(x), y, reduction="sum")
             for name, g in zip(wanted, torch.autograd.grad(loss, [params[n] for n in wanted])):
                 grads[name] += g
-            outputs.append(out.detach())
+            count += len(y)
     finally:
         for name, p in params.items():
             p.requires_grad_(recording[name])
-    return selection.gather(grads) / len(split), torch.cat(outputs)
+    return selection.gather(grads) / count
 
 
 def exact_hessian(
-    model: nn.Module, selection: Selection, split: Split, batch_size: int = 512, chunk_size: int = 64
+    model: nn.Module, selection: Selection, split: Samples, batch_size: int = 512, chunk_size: int = 64
 ) -> torch.Tensor:
     """(d_S, d_S) Hessian of the mean loss over `split` w.r.t. the selected
     blocks: forward-over-reverse Hessian-vector products with the unit
     vectors, `chunk_size` at a time."""
     loss, v = _restricted_loss(model, selection)
     basis = torch.eye(v.numel(), dtype=v.dtype, device=v.device)
-    total = torch.zeros_like(basis)
+    total, count = torch.zeros_like(basis), 0
     for x, y in split.batches(batch_size):
 
         def hvp(t: torch.Tensor, x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
             return jvp(lambda w: grad(loss)(w, x, y), (v,), (t,))[1]
 
         total += vmap(hvp, chunk_size=chunk_size)(basis) * len(y)
-    return total / len(split)
+        count += len(y)
+    return total / count
 
 
 def finite_difference_factor(
-    model: nn.Module, selection: Selection, split: Split, checkpoints: tuple[dict, dict]
+    model: nn.Module, selection: Selection, split: Samples, checkpoints: tuple[dict, dict]
 ) -> torch.Tensor:
     """Rank-1 factor u (1 x d_S) of the checkpoint estimate H ~ u^T u, with
     u = (g_last - g_prev) / sqrt(||w_last - w_prev||_1): the published
@@ -122,7 +114,7 @@ def finite_difference_factor(
     return ((grads[1] - grads[0]) / distance**0.5)[None, :]
 
 
-def diagonal_fisher(model: nn.Module, split: Split, batch_size: int = 256) -> dict[str, torch.Tensor]:
+def diagonal_fisher(model: nn.Module, split: Samples, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """Mean over `split` of each sample's squared loss gradient, for every
     trainable parameter (the diagonal empirical Fisher information): per-sample
     gradients in one vectorised pass per batch, model in its current mode."""
@@ -133,8 +125,9 @@ def diagonal_fisher(model: nn.Module, split: Split, batch_size: int = 256) -> di
         return F.cross_entropy(functional_call(model, (p, buffers), (x[None],)), y[None])
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-    total = {name: torch.zeros_like(p) for name, p in params.items()}
+    total, count = {name: torch.zeros_like(p) for name, p in params.items()}, 0
     for x, y in split.batches(batch_size):
         for name, g in per_sample(params, x, y).items():
             total[name] += g.square().sum(0)
-    return {name: t / len(split) for name, t in total.items()}
+        count += len(y)
+    return {name: t / count for name, t in total.items()}

@@ -24,11 +24,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import data
-from ._core import PositiveInt, Split, check_model, check_option, check_seed, model_device
+from ._core import PositiveInt, Split, batch_bounds, check_model, check_option, check_seed, model_device
 from .mnemonic_codes import MnemonicCodes
 from .training import (
     TRAINING_DEFAULTS,
-    batch_bounds,
     cache_path,
     check_settings,
     epoch_progress,

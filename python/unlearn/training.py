@@ -9,7 +9,6 @@ directory, keyed by everything that determines them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -17,7 +16,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 import torch
 from torch import nn
@@ -28,13 +27,16 @@ from ._core import (
     NonNegative,
     Positive,
     PositiveInt,
+    Samples,
     Split,
+    Stream,
     as_split,
     check_model,
     check_option,
     check_seed,
     model_device,
     progress,
+    seeded_rng,
 )
 from .models import build
 
@@ -58,26 +60,13 @@ def check_settings(epochs: Any, lr: Any, weight_decay: Any, batch_size: Any, see
     check_seed(seed)
 
 
-@contextlib.contextmanager
-def _seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Seeds the RNG of `device` (and the CPU's) for the block, restoring the
-    previous state afterwards."""
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
-        yield
-
-
 def reinitialize(model: nn.Module, seed: int) -> nn.Module:
     """Resets the parameters (and BatchNorm statistics) of every submodule that
     has `reset_parameters`, as a freshly built model would have them; the same
     seed gives the same weights. Returns `model`, changed in place."""
     check_model(model)
     check_seed(seed)
-    with _seeded_rng(seed, model_device(model)):
+    with seeded_rng(seed, model_device(model)):
         for module in model.modules():
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
@@ -92,23 +81,14 @@ def recipe_optimizer(
     decayed to 0 by a cosine over `total_steps` steps."""
     optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
     )
     return optimizer, schedule
 
 
-def batch_bounds(n: int, size: int) -> list[tuple[int, int]]:
-    """Batch bounds; a trailing batch of one sample joins the one before, since
-    BatchNorm cannot normalise a single sample."""
-    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        bounds[-2:] = [(bounds[-2][0], n)]
-    return bounds
-
-
 def fit(
     model: nn.Module,
-    split: Union[Split, Data],
+    split: Union[Samples, Data],
     *,
     epochs: int,
     lr: float,
@@ -119,17 +99,19 @@ def fit(
     mnemonic: Optional["MnemonicCodes"] = None,
 ) -> list[float]:
     """Trains `model` in place on `split` with cross-entropy, SGD (momentum 0.9,
-    weight decay, learning rate decayed to 0 by a cosine over all steps) and
-    shuffling by a generator seeded with `seed` (random layers such as
-    dropout draw from torch's RNG seeded with `seed` for the call, and the
-    caller's RNG state is restored). With `mnemonic`, each input is
-    replaced by its class code with probability t_mix (`MnemonicCodes.mix`,
-    drawn from the same generator). Returns the mean training loss of every
-    epoch. The model's train/eval modes are restored afterwards."""
+    weight decay, learning rate decayed to 0 by a cosine over all steps).
+    Tensors are shuffled by a generator seeded with `seed`; a DataLoader is
+    read once per epoch in its own order (its shuffling and augmentation draw
+    from torch's RNG, seeded with `seed` for the call, like dropout), its
+    batches cut to at most `batch_size`. The caller's RNG state is restored.
+    With `mnemonic`, each input is replaced by its class code with
+    probability t_mix (`MnemonicCodes.mix`, drawn from the generator).
+    Returns the mean training loss of every epoch. The model's train/eval
+    modes are restored afterwards."""
     check_model(model)
     if isinstance(split, Split):
         split = as_split((split.inputs, split.labels), "split", model)
-    else:
+    elif not isinstance(split, Stream):
         split = as_split(split, "split", model)
         if split is None:
             raise ValueError("split is None: give the data to train on")
@@ -139,20 +121,16 @@ def fit(
         raise ValueError("model has no trainable parameters")
 
     generator = torch.Generator().manual_seed(seed)
-    bounds = batch_bounds(len(split), batch_size)
-    optimizer, schedule = recipe_optimizer(parameters, lr, weight_decay, epochs * len(bounds))
+    optimizer, schedule = recipe_optimizer(parameters, lr, weight_decay, epochs * split.steps(batch_size))
     modes = {module: module.training for module in model.modules()}
     model.train()
     losses = []
     try:
-        # Dropout and other random layers draw from the seeded stream.
-        with _seeded_rng(seed, model_device(model)):
+        # Dropout, and a DataLoader's shuffling and augmentation, draw from the seeded stream.
+        with seeded_rng(seed, model_device(model)):
             for _ in epoch_progress(range(epochs), progress, "training"):
-                order = torch.randperm(len(split), generator=generator).to(split.labels.device)
-                total = 0.0
-                for start, stop in bounds:
-                    index = order[start:stop]
-                    inputs, labels = split.inputs[index], split.labels[index]
+                total, count = 0.0, 0
+                for inputs, labels in split.shuffled(batch_size, generator):
                     if mnemonic is not None:
                         inputs = mnemonic.mix(inputs, labels, generator)
                     loss = nn.functional.cross_entropy(model(inputs), labels)
@@ -160,8 +138,9 @@ def fit(
                     loss.backward()
                     optimizer.step()
                     schedule.step()
-                    total += float(loss.detach()) * (stop - start)
-                losses.append(total / len(split))
+                    total += float(loss.detach()) * len(labels)
+                    count += len(labels)
+                losses.append(total / count)
     finally:
         for module, mode in modes.items():
             module.training = mode
@@ -246,7 +225,7 @@ def _train(
 
 def fresh(arch: str, seed: int) -> nn.Module:
     """`models.build(arch)` initialised under `seed`, as `train()` starts it."""
-    with _seeded_rng(seed, torch.device("cpu")):
+    with seeded_rng(seed, torch.device("cpu")):
         return build(arch)
 
 

@@ -13,14 +13,15 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-Data = Union[DataLoader, Sequence[torch.Tensor], "Split"]
+Data = Union[DataLoader, Dataset, Sequence[torch.Tensor], "Split"]
 
 
 @dataclass
 class Split:
-    """Inputs and integer labels of one part of a request, on the model's device."""
+    """Inputs and integer labels of one part of a request, in memory on the
+    model's device. `stream.Stream` reads the same interface from DataLoaders."""
 
     inputs: torch.Tensor
     labels: torch.Tensor
@@ -28,9 +29,51 @@ class Split:
     def __len__(self) -> int:
         return self.labels.shape[0]
 
-    def batches(self, size: int):
+    def batches(self, size: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Consecutive batches of at most `size` samples (all at once when None)."""
+        size = size or max(1, len(self))
         for start in range(0, len(self), size):
             yield self.inputs[start : start + size], self.labels[start : start + size]
+
+    def shuffled(self, size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch in the order `torch.randperm(len, generator)`, in batches of
+        at most `size` (a trailing single sample joins the batch before, since
+        BatchNorm cannot normalise one sample alone)."""
+        order = torch.randperm(len(self), generator=generator).to(self.labels.device)
+        for start, stop in batch_bounds(len(self), size):
+            yield self.inputs[order[start:stop]], self.labels[order[start:stop]]
+
+    def steps(self, size: int) -> int:
+        """Batches of `shuffled(size, ...)`."""
+        return len(batch_bounds(len(self), size))
+
+    def sample(self, size: int, generator: torch.Generator) -> "Split":
+        """The rows `torch.randperm(len, generator)[:size]`."""
+        rows = torch.randperm(len(self), generator=generator)[:size].to(self.labels.device)
+        return Split(self.inputs[rows], self.labels[rows])
+
+    def where(self, classes: Sequence[int], keep: str) -> "Split":
+        """The samples whose label is in `classes` (keep="in") or not ("out");
+        with "only", all of them, refusing any label outside `classes`."""
+        inside = torch.isin(self.labels, torch.tensor(list(classes), device=self.labels.device))
+        if keep == "only":
+            if not bool(inside.all()):
+                raise ValueError(
+                    f"forget: samples of classes {sorted(set(self.labels[~inside].tolist()))} are not among "
+                    f"forget_classes {list(classes)}"
+                )
+            return self
+        mask = inside if keep == "in" else ~inside
+        return Split(self.inputs[mask], self.labels[mask])
+
+
+def batch_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """Batch bounds; a trailing batch of one sample joins the one before, since
+    BatchNorm cannot normalise a single sample."""
+    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 @dataclass
@@ -70,32 +113,14 @@ def batch_pair(batch: Any, name: str) -> tuple[torch.Tensor, Any]:
     raise TypeError(f"{name}: a DataLoader batch must be an (inputs, labels) pair, got {type(batch).__name__}")
 
 
-def as_split(data: Optional[Data], name: str, model: Optional[nn.Module] = None) -> Optional[Split]:
-    """Turns a DataLoader or an (inputs, labels) pair into a validated Split
-    (on `model`'s device, when a model is given)."""
-    if data is None:
-        return None
-    if isinstance(data, DataLoader):
-        parts = [batch_pair(batch, name) for batch in data]
-        if not parts:
-            raise ValueError(f"{name} is empty: the DataLoader yielded no batches")
-        inputs = torch.cat([p[0] for p in parts])
-        labels = torch.cat([torch.as_tensor(p[1]) for p in parts])
-    elif isinstance(data, Split):
-        inputs, labels = data.inputs, data.labels
-    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        inputs, labels = data
-    else:
-        raise TypeError(
-            f"{name} must be a DataLoader, a Split or an (inputs, labels) pair of tensors, got {type(data).__name__}"
-        )
+def check_pair(inputs: torch.Tensor, labels: torch.Tensor, name: str) -> None:
+    """Inputs and integer labels that belong together: one 1-D label per
+    input, floating-point inputs, both with values and on one device."""
     if labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
         raise ValueError(
             f"{name}: labels must be a 1-D tensor with one label per input, got inputs {tuple(inputs.shape)} "
             f"and labels {tuple(labels.shape)}"
         )
-    if len(labels) == 0:
-        raise ValueError(f"{name} is empty: there is nothing to {'forget' if name == 'forget' else 'use'}")
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
         raise ValueError(f"{name}: labels must be integer class indices, got {labels.dtype}")
     if not inputs.is_floating_point():
@@ -104,20 +129,6 @@ def as_split(data: Optional[Data], name: str, model: Optional[nn.Module] = None)
         raise ValueError(f"{name} is on the meta device: it holds no values to compute with")
     if labels.device != inputs.device:
         raise ValueError(f"{name}: labels are on {labels.device} but inputs on {inputs.device}")
-    device = inputs.device if model is None else model_device(model)
-    if inputs.device != device:
-        raise ValueError(f"{name} is on {inputs.device} but the model is on {device}: move one of them first")
-    return Split(inputs, labels.long())
-
-
-def check_fits(split: Split, name: str, model: nn.Module, num_classes: int) -> None:
-    """The model takes the split's inputs and its labels are among the outputs."""
-    output_classes(model, split.inputs, name)
-    low, high = int(split.labels.min()), int(split.labels.max())
-    if low < 0 or high >= num_classes:
-        raise ValueError(
-            f"{name}: labels must lie in 0..{num_classes - 1} (the model has {num_classes} outputs), got {low}..{high}"
-        )
 
 
 @contextmanager
@@ -141,6 +152,21 @@ def preserved_rng(model: nn.Module) -> Iterator[None]:
     tensors = itertools.chain(model.parameters(), model.buffers())
     devices = sorted({t.device.index or 0 for t in tensors if t.is_cuda})
     with torch.random.fork_rng(devices=devices):
+        yield
+
+
+@contextmanager
+def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Seeds torch's global RNG of the CPU (and of `device`, when a CUDA
+    device) for the block and restores the caller's state afterwards: a
+    DataLoader's shuffling and augmentation, and random layers, then draw the
+    same numbers for the same seed."""
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
         yield
 
 
@@ -179,32 +205,3 @@ def validate_classes(classes: Sequence[int], num_classes: Optional[int]) -> list
         if len(out) == num_classes:
             raise ValueError("forget_classes: forgetting every class leaves nothing to keep")
     return out
-
-
-def class_request(
-    forget: Optional[Split], retain: Optional[Split], forget_classes: list[int]
-) -> tuple[Optional[Split], Optional[Split]]:
-    """The (forget, retain) samples of a class request: samples of
-    `forget_classes` found in `retain` move to the forget side, so a caller may
-    pass all its data as `retain`. Given `forget` samples must belong to the
-    forget classes. Either side is None when it has no samples."""
-    classes = torch.tensor(forget_classes)
-    if forget is not None:
-        stray = ~torch.isin(forget.labels, classes.to(forget.labels.device))
-        if bool(stray.any()):
-            raise ValueError(
-                f"forget: samples of classes {sorted(set(forget.labels[stray].tolist()))} are not among "
-                f"forget_classes {forget_classes}"
-            )
-    parts = [forget] if forget is not None else []
-    kept = None
-    if retain is not None:
-        moving = torch.isin(retain.labels, classes.to(retain.labels.device))
-        if bool(moving.any()):
-            parts.append(Split(retain.inputs[moving], retain.labels[moving]))
-        if not bool(moving.all()):
-            kept = Split(retain.inputs[~moving], retain.labels[~moving])
-    merged = None
-    if parts:
-        merged = Split(torch.cat([p.inputs for p in parts]), torch.cat([p.labels for p in parts]))
-    return merged, kept

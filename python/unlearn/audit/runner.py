@@ -36,6 +36,7 @@ from .._core import (
     check_seed,
     class_request,
     eval_mode,
+    materialise,
     output_classes,
     takes_seed,
     validate_classes,
@@ -269,7 +270,7 @@ def _user_setup(
     retain and forget together, references and the ceiling on retain."""
     if retain is None or test is None:
         raise ValueError("retain and test are required with train_fn: the data to keep and held-out data")
-    retain_split, forget_split = as_split(retain, "retain"), as_split(forget, "forget")
+    retain_split, forget_split = _in_memory(retain, "retain"), _in_memory(forget, "forget")
     if forget_split is None and forget_classes is None:
         raise ValueError("forget: give the samples to forget (forget=...) or the classes (forget_classes=...)")
     everything = retain_split if forget_split is None else _joined(forget_split, retain_split)
@@ -285,7 +286,7 @@ def _user_setup(
     _say(progress, f"training {2 * count} references with train_fn")
     timed = _train_all(train_fn, retain_split, range(seed, seed + 2 * count), "reference", workers)
     models = [model for model, _ in timed]
-    test_split = as_split(test, "test", originals[0])
+    test_split = _in_memory(test, "test", originals[0])
     for name, split in (("forget", forget_split), ("retain", retain_split)):
         as_split(split, name, originals[0])
     seconds = sorted(s for _, s in timed)[len(timed) // 2]
@@ -303,6 +304,13 @@ def _user_setup(
         options,
         seconds,
     )
+
+
+def _in_memory(data: Any, name: str, model: Optional[nn.Module] = None) -> Optional[Split]:
+    """`data` as tensors: the audit trains many models on it, so it reads a
+    DataLoader once, whole, unlike `unlearn.forget` and `unlearn.evaluate`."""
+    samples = as_split(data, name, model)
+    return None if samples is None else materialise(samples)
 
 
 def _joined(first: Split, second: Split) -> Split:
@@ -396,7 +404,7 @@ def _scores(setup: _Setup, model: nn.Module) -> tuple[torch.Tensor, dict[str, fl
     accuracies (on a class request also on the test samples of the kept and
     of the forgotten classes)."""
     with eval_mode(model):
-        out = {name: metrics.outputs(model, getattr(setup, name)) for name in ("forget", "retain", "test")}
+        out = {name: metrics.outputs(model, getattr(setup, name))[0] for name in ("forget", "retain", "test")}
     accuracies = {f"acc_{name}": value.accuracy for name, value in out.items()}
     if setup.classes is not None:
         gone = torch.isin(out["test"].labels, torch.tensor(setup.classes, device=out["test"].labels.device))

@@ -10,18 +10,22 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler, Subset
 
 from .._core import (
+    READ_BATCH,
     Data,
     ForgetResult,
     NonNegative,
+    Samples,
     Split,
     as_split,
+    batch_pair,
     check_model,
     check_option,
     check_seed,
     class_request,
+    first_inputs,
     output_classes,
     progress_bar,
     takes_seed,
@@ -123,7 +127,7 @@ def _check_per_method(options: PerMethod, models: PerMethod, retrain: Optional[R
 
 def _request(
     model: nn.Module, forget: Optional[Data], retain: Data, forget_classes: Optional[Sequence[int]]
-) -> tuple[Split, Split, Optional[list[int]], bool]:
+) -> tuple[Samples, Samples, Optional[list[int]], bool]:
     """The forget and retain samples every method and score share, validated
     once; for a class request the classes' samples found in `retain` move to
     the forget side, as `unlearn.forget` does. The flag says whether some did."""
@@ -132,7 +136,7 @@ def _request(
         raise ValueError("retain is required: the data to keep, as a Split, DataLoader or (inputs, labels)")
     forget_split, classes, given = as_split(forget, "forget", model), None, len(retain_split)
     if forget_classes is not None:
-        classes = validate_classes(forget_classes, output_classes(model, retain_split.inputs, "retain"))
+        classes = validate_classes(forget_classes, output_classes(model, first_inputs(retain_split), "retain"))
         forget_split, retain_split = class_request(forget_split, retain_split, classes)
     if forget_split is None:
         raise ValueError(
@@ -143,21 +147,60 @@ def _request(
     return forget_split, retain_split, classes, len(retain_split) != given
 
 
-def _as_given(retain: Data, kept: Split, filtered: bool) -> Data:
+class KeptBatches:
+    """The batches of a DataLoader without the samples of some classes, for
+    a loader `_kept_loader` cannot rebuild (a custom sampler, an iterable
+    dataset): each epoch is a fresh pass of the loader, and batches keep
+    their structure (entries beyond (inputs, labels) included)."""
+
+    def __init__(self, loader: DataLoader, classes: list[int]):
+        self.loader, self.classes = loader, torch.tensor(classes)
+
+    def __iter__(self):
+        for batch in self.loader:
+            labels = torch.as_tensor(batch[1])
+            keep = ~torch.isin(labels, self.classes.to(labels.device))
+            if bool(keep.any()):
+                parts = [part[keep] if isinstance(part, torch.Tensor) else part for part in batch]
+                yield tuple(parts) if isinstance(batch, tuple) else parts
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def _kept_loader(loader: DataLoader, classes: list[int]) -> Union[DataLoader, KeptBatches]:
+    """A DataLoader like `loader` (batch size, shuffling, drop_last, collate
+    function, workers) over the samples of its dataset outside `classes`,
+    found by one pass over the labels; `KeptBatches` when the loader has a
+    sampler of its own or an iterable dataset."""
+    dataset = loader.dataset
+    default = isinstance(loader.sampler, (SequentialSampler, RandomSampler)) and loader.batch_size is not None
+    if isinstance(dataset, IterableDataset) or not default:
+        return KeptBatches(loader, classes)
+    gone, start, kept = torch.tensor(classes), 0, []
+    for batch in DataLoader(dataset, batch_size=READ_BATCH, collate_fn=loader.collate_fn):
+        labels = torch.as_tensor(batch_pair(batch, "retain")[1]).cpu()
+        kept.append(start + torch.nonzero(~torch.isin(labels, gone))[:, 0])
+        start += len(labels)
+    return DataLoader(
+        Subset(dataset, torch.cat(kept).tolist()),
+        batch_size=loader.batch_size,
+        shuffle=isinstance(loader.sampler, RandomSampler),
+        drop_last=loader.drop_last,
+        collate_fn=loader.collate_fn,
+        num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory,
+        generator=loader.generator,
+    )
+
+
+def _as_given(retain: Data, kept: Samples, classes: Optional[list[int]], filtered: bool) -> Any:
     """The retained samples `kept` in the form the caller passed `retain`: a
     Split, an (inputs, labels) tuple, or a DataLoader (the caller's own when
-    nothing was filtered out of it, else one over the kept samples with its
-    batch size, shuffling and drop_last)."""
-    if isinstance(retain, DataLoader):
-        if not filtered:
-            return retain
-        return DataLoader(
-            TensorDataset(kept.inputs, kept.labels),
-            batch_size=getattr(retain.batch_sampler, "batch_size", None) or len(kept),
-            shuffle=isinstance(retain.sampler, RandomSampler),
-            drop_last=retain.drop_last,
-            generator=retain.generator,
-        )
+    nothing was filtered out of it, else `_kept_loader`'s)."""
+    if isinstance(retain, (DataLoader, Dataset)):
+        loader = retain if isinstance(retain, DataLoader) else DataLoader(retain, batch_size=READ_BATCH)
+        return loader if not filtered else _kept_loader(loader, classes)
     if isinstance(retain, Split):
         return kept
     return (kept.inputs, kept.labels)
@@ -178,9 +221,9 @@ class _Plan:
     """A checked request and what runs on it, the same for every seed."""
 
     model: nn.Module
-    forget: Split
-    retain: Split
-    test: Split
+    forget: Samples
+    retain: Samples
+    test: Samples
     classes: Optional[list[int]]
     names: list[str]
     skipped: dict[str, str]
@@ -228,7 +271,7 @@ def _checked_plan(
         options=options,
         models=models,
         retrain=retrain,
-        retrain_data=_as_given(retain, retain_split, filtered),
+        retrain_data=_as_given(retain, retain_split, classes, filtered),
         l2=l2,
         progress=progress,
     )
@@ -286,9 +329,15 @@ def compare(
     `retrain(retained, seed=seed)` (or `retrain(retained)`), a function that
     returns a model trained from scratch on `retained`: the retained data in
     the form `retain` was given, an (inputs, labels) tuple for a pair, a Split
-    for a Split, a DataLoader for a DataLoader (for a class request whose
-    classes had samples in it, a new DataLoader over the other samples with
-    its batch size, shuffling and drop_last).
+    for a Split, a DataLoader for a DataLoader or Dataset (for a class request
+    whose classes had samples in it, a new DataLoader over the other samples
+    with its batch size, shuffling, drop_last and collate function, found by
+    one pass over the labels; `KeptBatches`, the caller's loader without
+    those samples batch by batch, when it has a sampler of its own). DataLoaders are read batch by
+    batch, never gathered whole; the per-example confidences pair examples
+    across models by read order, so `forget` must read in the same order
+    each pass (torch's RNG is seeded alike for each pass; a loader with its
+    own `generator` would reshuffle).
 
     Returns a dict:
     - "metrics": {"original": scores, "retrain": scores and "seconds", name:

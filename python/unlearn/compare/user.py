@@ -11,11 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._core import Split, as_split, check_model
+from .._core import READ_BATCH, Split, as_split, check_model, materialise
 from .display import Path
-
-# How many samples of a Dataset are collated at a time while reading it.
-_READ_BATCH = 256
 
 
 def user_model(factory: Callable[[], nn.Module], weights: Optional[Path] = None) -> nn.Module:
@@ -58,7 +55,9 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], weights: Path) 
 
 def user_data(loader: Callable[[], tuple[Dataset, Dataset]]) -> tuple[Split, Split]:
     """The (train, test) Datasets `loader()` returns, each read whole into a
-    Split (every item an (input, label) pair, collated by a DataLoader)."""
+    Split (every item an (input, label) pair, collated by a DataLoader): the
+    command line hands the user's retraining function tensors. (The Python
+    API, `unlearn.compare`, reads DataLoaders batch by batch instead.)"""
     out = loader()
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise TypeError(f"the data loader must return (train_dataset, test_dataset), got {type(out).__name__}")
@@ -68,4 +67,4 @@ def user_data(loader: Callable[[], tuple[Dataset, Dataset]]) -> tuple[Split, Spl
 def _read(dataset: Dataset, name: str) -> Split:
     if not isinstance(dataset, Dataset):
         raise TypeError(f"the data loader's {name} dataset must be a torch Dataset, got {type(dataset).__name__}")
-    return as_split(DataLoader(dataset, batch_size=_READ_BATCH), f"{name} dataset")
+    return materialise(as_split(DataLoader(dataset, batch_size=READ_BATCH), f"{name} dataset"))

@@ -16,16 +16,17 @@ from torch import nn
 from .._core import (
     Data,
     NonNegative,
-    Split,
+    Samples,
     as_split,
     check_fits,
     check_model,
     check_option,
     check_seed,
     eval_mode,
+    first_inputs,
     model_device,
     output_classes,
-    preserved_rng,
+    seeded_rng,
     validate_classes,
 )
 from . import attacks as _attacks  # the `attacks` argument of evaluate() shadows the module name
@@ -51,19 +52,19 @@ __all__ = [
 ]
 
 
-def _checked_splits(model: nn.Module, reference: Optional[nn.Module], **data: Data) -> dict[str, Split]:
-    """Validated forget/retain/test Splits that `model` (and `reference`) can score."""
+def _checked_splits(model: nn.Module, reference: Optional[nn.Module], **data: Data) -> dict[str, Samples]:
+    """Validated forget/retain/test samples that `model` (and `reference`) can score."""
     splits = {}
     for name, value in data.items():
         if value is None:
             raise ValueError(f"{name} is required: give the {name} data as a Split, DataLoader or (inputs, labels)")
         splits[name] = as_split(value, name, model)
-    classes = output_classes(model, splits["test"].inputs, "test")
+    classes = output_classes(model, first_inputs(splits["test"]), "test")
     for name, split in splits.items():
         check_fits(split, name, model, classes)
     if reference is not None:
         metrics.parameter_distance(model, reference)  # raises when the architectures differ
-        if output_classes(reference, splits["forget"].inputs, "forget") != classes:
+        if output_classes(reference, first_inputs(splits["forget"]), "forget") != classes:
             raise ValueError(f"reference must have as many outputs as model ({classes})")
     return splits
 
@@ -83,8 +84,11 @@ def evaluate(
     """Scores `model` after an unlearning request, in eval mode (the modes of
     its modules are restored afterwards).
 
-    `forget`, `retain` and `test` are Splits, DataLoaders or (inputs, labels)
-    pairs on the model's device. Keys: acc_retain, acc_forget, acc_test;
+    `forget`, `retain` and `test` are Splits, DataLoaders, Datasets or
+    (inputs, labels) pairs on the model's device; DataLoaders and Datasets
+    are read batch by batch (torch's RNG seeded with `seed` for the call, so
+    a shuffling or augmenting loader gives the same scores for the same
+    seed). Keys: acc_retain, acc_forget, acc_test;
     mia_loss_logreg, mia_entropy_logreg, mia_confidence_svc (unless
     `attacks=False`, or scikit-learn is missing: then a warning);
     grad_residual (norm of the gradient of the mean retain loss plus
@@ -95,9 +99,10 @@ def evaluate(
     the other classes and on the forgotten ones.
     """
     _check_arguments(model, reference, l2, attacks, seed)
-    with eval_mode(model), eval_mode(reference), preserved_rng(model):
+    with eval_mode(model), eval_mode(reference), seeded_rng(seed, model_device(model)):
         splits = _checked_splits(model, reference, forget=forget, retain=retain, test=test)
-        out = {name: metrics.outputs(model, split) for name, split in splits.items()}
+        out = {name: metrics.outputs(model, splits[name])[0] for name in ("retain", "test")}
+        out["forget"], *theirs = metrics.outputs(model, splits["forget"], reference)
         scores = {f"acc_{name}": out[name].accuracy for name in ("retain", "forget", "test")}
         if forget_classes is not None:
             scores.update(_class_accuracies(out["test"], forget_classes))
@@ -106,7 +111,7 @@ def evaluate(
         scores["grad_residual"] = metrics.gradient_norm(model, splits["retain"], float(l2))
         scores["grad_norm_forget"] = metrics.gradient_norm(model, splits["forget"])
         if reference is not None:
-            scores.update(_reference_scores(model, reference, splits["forget"], out["forget"]))
+            scores.update(_reference_scores(model, reference, out["forget"], theirs[0]))
     return scores
 
 
@@ -146,9 +151,10 @@ def _attack_scores(out: dict[str, metrics.Outputs], seed: int) -> dict[str, floa
     }
 
 
-def _reference_scores(model: nn.Module, reference: nn.Module, forget: Split, ours: metrics.Outputs) -> dict[str, float]:
-    """How far the model's outputs and weights are from the reference's."""
-    theirs = metrics.outputs(reference, forget)
+def _reference_scores(
+    model: nn.Module, reference: nn.Module, ours: metrics.Outputs, theirs: metrics.Outputs
+) -> dict[str, float]:
+    """How far the model's outputs (on the forget data) and weights are from the reference's."""
     return {
         "js_divergence": metrics.js_divergence(ours, theirs),
         "activation_distance": metrics.activation_distance(ours, theirs),

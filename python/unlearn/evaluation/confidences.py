@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from .._core import Data, as_split, batch_pair, check_model, eval_mode, model_device, preserved_rng
+from .._core import Data, as_split, check_model, eval_mode, model_device, seeded_rng
 
 BATCH = 512
 
@@ -72,22 +71,6 @@ def check_sides(unlearned: Any, retrained: Any) -> tuple[list[nn.Module], list[n
     return unlearned, retrained
 
 
-def _batches(forget: Data, model: nn.Module) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Validated (inputs, labels) batches of the forget data. A DataLoader is
-    read once, batch by batch, and its inputs are never gathered."""
-    if isinstance(forget, DataLoader):
-        count = 0
-        for batch in forget:
-            inputs, labels = batch_pair(batch, "forget")
-            split = as_split((inputs, torch.as_tensor(labels)), "forget", model)
-            count += 1
-            yield split.inputs, split.labels
-        if count == 0:
-            raise ValueError("forget is empty: the DataLoader yielded no batches")
-    else:
-        yield from as_split(forget, "forget", model).batches(BATCH)
-
-
 def _model_confidence(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, name: str) -> torch.Tensor:
     try:
         out = model(inputs)
@@ -113,17 +96,18 @@ def _read(models: dict[str, nn.Module], forget: Data) -> tuple[dict[str, torch.T
     """Each named model's confidence on every forget example, and the labels,
     from one pass over `forget`: every model scores a batch before the next is
     drawn, so a shuffling DataLoader still lines the examples up across models.
-    Models run in eval mode without gradients (modes restored afterwards) and
-    torch's global RNG state is left as it was."""
+    Models run in eval mode without gradients (modes restored afterwards);
+    torch's global RNG is seeded alike for every read (so a DataLoader that
+    shuffles with it reads in the same order each time), then restored."""
     first = next(iter(models.values()))
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in models}
     labels = []
     with ExitStack() as stack:
-        stack.enter_context(preserved_rng(first))
+        stack.enter_context(seeded_rng(0, model_device(first)))
         for model in models.values():
             stack.enter_context(eval_mode(model))
         stack.enter_context(torch.no_grad())
-        for inputs, batch_labels in _batches(forget, first):
+        for inputs, batch_labels in as_split(forget, "forget", first).batches(BATCH):
             for name, model in models.items():
                 parts[name].append(_model_confidence(model, inputs, batch_labels, name))
             labels.append(batch_labels.cpu())

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
-from .._core import Split
+from .._core import Samples
 
 BATCH = 512
 
@@ -45,27 +46,40 @@ class Outputs:
         return Outputs(self.log_probs[mask], self.labels[mask])
 
 
-def outputs(model: nn.Module, split: Split) -> Outputs:
-    """Runs `model` (already in the wanted mode) over `split` in batches."""
+def outputs(model: nn.Module, samples: Samples, reference: Optional[nn.Module] = None) -> list[Outputs]:
+    """Runs `model` (already in the wanted mode) over `samples` in batches,
+    and `reference` on the same batches when given (one pass, so the two
+    agree sample by sample even on a shuffling or augmenting DataLoader)."""
+    models = [model] if reference is None else [model, reference]
+    parts: list[list[torch.Tensor]] = [[] for _ in models]
+    labels = []
     with torch.no_grad():
-        parts = [torch.log_softmax(model(inputs).double(), dim=1) for inputs, _ in split.batches(BATCH)]
-    return Outputs(torch.cat(parts), split.labels)
+        for inputs, batch_labels in samples.batches(BATCH):
+            for part, net in zip(parts, models):
+                part.append(torch.log_softmax(net(inputs).double(), dim=1))
+            labels.append(batch_labels)
+    every = torch.cat(labels)
+    return [Outputs(torch.cat(part), every) for part in parts]
 
 
-def gradient_norm(model: nn.Module, split: Split, l2: float = 0.0) -> float:
-    """L2 norm of the gradient of mean cross-entropy over `split` plus
+def gradient_norm(model: nn.Module, samples: Samples, l2: float = 0.0) -> float:
+    """L2 norm of the gradient of mean cross-entropy over `samples` plus
     l2/2 ||w||^2, with respect to every trainable parameter."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         return 0.0
     total = [torch.zeros_like(p) for p in parameters]
+    count = 0
     with torch.enable_grad():
-        for inputs, labels in split.batches(BATCH):
-            loss = nn.functional.cross_entropy(model(inputs), labels, reduction="sum") / len(split)
+        for inputs, labels in samples.batches(BATCH):
+            loss = nn.functional.cross_entropy(model(inputs), labels, reduction="sum")
             for acc, grad in zip(total, torch.autograd.grad(loss, parameters, allow_unused=True)):
                 if grad is not None:
                     acc += grad
-    squared = sum(float(((acc.double() + l2 * p.detach().double()) ** 2).sum()) for acc, p in zip(total, parameters))
+            count += len(labels)
+    squared = sum(
+        float(((acc.double() / count + l2 * p.detach().double()) ** 2).sum()) for acc, p in zip(total, parameters)
+    )
     return math.sqrt(squared)
 
 

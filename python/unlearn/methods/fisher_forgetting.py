@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._core import Positive, Split, eval_mode
+from .._core import Positive, Samples, eval_mode
 from ..curvature import diagonal_fisher
 from .registry import register
 
@@ -24,8 +24,8 @@ from .registry import register
 def fisher(
     model: nn.Module,
     *,
-    forget: Optional[Split],
-    retain: Split,
+    forget: Optional[Samples],
+    retain: Samples,
     forget_classes: Optional[list[int]],
     seed: int,
     alpha: Positive = 1e-6,

@@ -9,20 +9,35 @@ samples, under the guard of `quality.descend` unless `guard=False`."""
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import NonNegative, OpenFraction, Positive, PositiveInt, Split, eval_mode
+from .._core import NonNegative, OpenFraction, Positive, PositiveInt, Samples, Split, Stream, eval_mode, first_inputs
 from .quality import descend, guard_probe
 from .registry import register
 
 
+def _cycle(samples: Samples, batch_size: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless batches of `samples`: tensors reshuffled (seeded) whenever fewer
+    than a batch of rows is left, a Stream read pass after pass (a shuffling
+    DataLoader reshuffles, augmentation is drawn again)."""
+    if isinstance(samples, Stream):
+        while True:
+            yield from samples.batches(batch_size)
+    order = torch.empty(0, dtype=torch.int64)
+    while True:
+        if len(order) < min(batch_size, len(samples)):
+            order = torch.randperm(len(samples), generator=gen)
+        rows, order = order[:batch_size].to(samples.labels.device), order[batch_size:]
+        yield samples.inputs[rows], samples.labels[rows]
+
+
 def optimize(
     model: nn.Module,
-    terms: list[tuple[Split, float]],
+    terms: list[tuple[Samples, float]],
     steps: int,
     lr: float,
     batch_size: int,
@@ -31,29 +46,32 @@ def optimize(
     weight_decay: float = 0.0,
     probe: Optional[Split] = None,
     guard: bool = True,
+    relabel: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
-    """`steps` SGD steps on sum_t weight_t * mean CE over a batch of split_t
-    (each split reshuffled, seeded, whenever it runs out). A negative weight
-    ascends. Returns the loss of every kept step and the guard's report
-    (`quality.descend`, which watches the retained `probe`)."""
+    """`steps` SGD steps on sum_t weight_t * mean CE over a batch of samples_t
+    (`_cycle`). A negative weight ascends. `relabel(inputs, labels)` gives
+    the first term's labels a batch at a time. Returns the loss of every
+    kept step and the guard's report (`quality.descend`, which watches the
+    retained `probe`)."""
     gen = torch.Generator().manual_seed(seed)
-    orders = [torch.empty(0, dtype=torch.int64) for _ in terms]
+    streams = [_cycle(samples, batch_size, gen) for samples, _ in terms]
 
     def batch_loss() -> torch.Tensor:
         loss = 0.0
-        for t, (split, weight) in enumerate(terms):
-            if len(orders[t]) < min(batch_size, len(split)):
-                orders[t] = torch.randperm(len(split), generator=gen)
-            rows, orders[t] = orders[t][:batch_size], orders[t][batch_size:]
-            rows = rows.to(split.labels.device)
-            loss = loss + weight * F.cross_entropy(model(split.inputs[rows]), split.labels[rows])
+        for t, (stream, (_, weight)) in enumerate(zip(streams, terms)):
+            inputs, labels = next(stream)
+            if t == 0 and relabel is not None:
+                labels = relabel(inputs, labels)
+            loss = loss + weight * F.cross_entropy(model(inputs), labels)
         return loss
 
     return descend(model, batch_loss, steps, lr, weight_decay=weight_decay, probe=probe, guard=guard)
 
 
-def _steps(split: Split, epochs: int, batch_size: int) -> int:
-    return epochs * math.ceil(len(split) / batch_size)
+def _steps(samples: Samples, epochs: int, batch_size: int) -> int:
+    if isinstance(samples, Stream):
+        return epochs * samples.steps(batch_size)
+    return epochs * math.ceil(len(samples) / batch_size)
 
 
 def _report(run: tuple[list[float], Optional[dict[str, Any]]], key: str = "final_loss", sign: float = 1.0) -> dict:
@@ -67,8 +85,8 @@ def _report(run: tuple[list[float], Optional[dict[str, Any]]], key: str = "final
 def finetune(
     model: nn.Module,
     *,
-    forget: Optional[Split],
-    retain: Split,
+    forget: Optional[Samples],
+    retain: Samples,
     forget_classes: Optional[list[int]],
     seed: int,
     epochs: PositiveInt = 3,
@@ -100,8 +118,8 @@ def finetune(
 def neggrad(
     model: nn.Module,
     *,
-    forget: Split,
-    retain: Optional[Split],
+    forget: Samples,
+    retain: Optional[Samples],
     forget_classes: Optional[list[int]],
     seed: int,
     epochs: PositiveInt = 5,
@@ -133,8 +151,8 @@ def neggrad(
 def neggrad_plus(
     model: nn.Module,
     *,
-    forget: Split,
-    retain: Split,
+    forget: Samples,
+    retain: Samples,
     forget_classes: Optional[list[int]],
     seed: int,
     epochs: PositiveInt = 1,
@@ -169,8 +187,8 @@ def neggrad_plus(
 def random_label(
     model: nn.Module,
     *,
-    forget: Split,
-    retain: Optional[Split],
+    forget: Samples,
+    retain: Optional[Samples],
     forget_classes: Optional[list[int]],
     seed: int,
     epochs: PositiveInt = 5,
@@ -179,7 +197,8 @@ def random_label(
     guard: bool = True,
 ) -> dict:
     """Uses retain too when given. Each forget sample gets a random label
-    other than its own (seeded); `epochs` passes over the forget data, each
+    other than its own (seeded; from a DataLoader, drawn again on every
+    pass); `epochs` passes over the forget data, each
     step also on a retained batch when there is one.
 
     Options:
@@ -189,11 +208,21 @@ def random_label(
         guard: on divergence or a fall of retained accuracy over 5 points, resume at half the lr (3 times, then stop)
     """
     with torch.no_grad(), eval_mode(model):
-        classes = model(forget.inputs[:1]).shape[1]
+        classes = model(first_inputs(forget)).shape[1]
     gen = torch.Generator().manual_seed(seed)
-    shift = torch.randint(1, classes, (len(forget),), generator=gen).to(forget.labels.device)
-    relabelled = Split(forget.inputs, (forget.labels + shift) % classes)
+    if isinstance(forget, Split):
+        shift = torch.randint(1, classes, (len(forget),), generator=gen).to(forget.labels.device)
+        relabelled, relabel = Split(forget.inputs, (forget.labels + shift) % classes), None
+    else:
+
+        def relabel(inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            shift = torch.randint(1, classes, (len(labels),), generator=gen).to(labels.device)
+            return (labels + shift) % classes
+
+        relabelled = forget
     terms = [(relabelled, 1.0)] + ([(retain, 1.0)] if retain is not None else [])
     steps = _steps(forget, epochs, batch_size)
-    run = optimize(model, terms, steps, lr, batch_size, seed + 1, probe=guard_probe(retain, seed), guard=guard)
+    run = optimize(
+        model, terms, steps, lr, batch_size, seed + 1, probe=guard_probe(retain, seed), guard=guard, relabel=relabel
+    )
     return _report(run)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import NonNegative, Positive, PositiveInt, Split, StageTimer, eval_mode
+from .._core import NonNegative, Positive, PositiveInt, Samples, Split, StageTimer, eval_mode, materialise
 from .quality import descend, guard_probe
 from .registry import register
 
@@ -157,8 +157,8 @@ def unlearn_instances(
 def l2ul(
     model: nn.Module,
     *,
-    forget: Split,
-    retain: Optional[Split],
+    forget: Samples,
+    retain: Optional[Samples],
     forget_classes: Optional[list[int]],
     seed: int,
     n_adv: PositiveInt = 20,
@@ -198,6 +198,7 @@ def l2ul(
         bounds: (min, max) input range the adversarial examples are clamped to (None: the forget inputs')
         guard: on divergence or a fall of retained accuracy over 5 points, resume at half the lr (3 times, then stop)
     """
+    forget = materialise(forget)  # full-batch steps on every forget instance: held in memory by design
     _check_relabel(variant, relabel_to, forget)
     timer = StageTimer()
     x, y = forget.inputs, forget.labels

@@ -14,7 +14,18 @@ from torch import nn
 
 from .. import curvature as curv
 from .. import distributed, ops
-from .._core import NonNegative, NonNegativeInt, OpenFraction, Positive, PositiveInt, Range, Split, StageTimer
+from .._core import (
+    NonNegative,
+    NonNegativeInt,
+    OpenFraction,
+    Positive,
+    PositiveInt,
+    Range,
+    Samples,
+    Split,
+    StageTimer,
+    materialise,
+)
 from ..stats import foci
 from ..units import Selection, Units
 from .registry import register
@@ -175,24 +186,21 @@ def noise_scale(
 
 
 def retained_gradient(
-    model: nn.Module, chosen: Selection, forget: Split, retain: Split, gradient: str, l2: float, n: int
-) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    model: nn.Module, chosen: Selection, forget: Split, retain: Samples, gradient: str, l2: float, n: int
+) -> torch.Tensor:
     """grad_S of the retained objective (with the l2 term), from the retained
-    data or, with gradient="forget", from the forget data alone; and the
-    retained logits when the pass computed them."""
+    data or, with gradient="forget", from the forget data alone."""
     weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
     if gradient == "retain":
-        g, logits = curv.gradient_and_logits(model, chosen, retain)
-        return g + l2 * weights, logits
+        return curv.mean_gradient(model, chosen, retain) + l2 * weights
     k = len(forget)
-    return -(curv.mean_gradient(model, chosen, forget) * k + k * l2 * weights) / (n - k), None
+    return -(curv.mean_gradient(model, chosen, forget) * k + k * l2 * weights) / (n - k)
 
 
 def curvature_factor(
     model: nn.Module,
     chosen: Selection,
-    retain: Split,
-    logits: Optional[torch.Tensor],
+    retain: Samples,
     *,
     curvature: str,
     fisher: str,
@@ -205,13 +213,12 @@ def curvature_factor(
     if curvature == "fd":
         return curv.finite_difference_factor(model, chosen, retain, checkpoints), True
     gen = torch.Generator().manual_seed(seed)
-    rows = torch.randperm(len(retain), generator=gen)[:samples].to(retain.labels.device)
-    subset = Split(retain.inputs[rows], retain.labels[rows])
+    subset = retain.sample(samples, gen)
     if curvature == "exact":
         return curv.exact_hessian(model, chosen, subset), False
     if fisher == "model":  # labels drawn from the model: an unbiased Gauss-Newton estimate
         with torch.no_grad():
-            probs = torch.softmax(model(subset.inputs) if logits is None else logits[rows], dim=1)
+            probs = torch.softmax(model(subset.inputs), dim=1)
         drawn = torch.multinomial(probs.cpu().double(), 1, generator=gen)[:, 0].to(subset.labels.device)
         subset = Split(subset.inputs, drawn)
     return curv.per_sample_gradients(model, chosen, subset), True
@@ -297,7 +304,7 @@ def backtrack(
 def searched_step(
     model: nn.Module,
     chosen: Selection,
-    retain: Split,
+    retain: Samples,
     step: torch.Tensor,
     *,
     l2: float,
@@ -308,9 +315,8 @@ def searched_step(
     """`step` scaled by `backtrack` on the retained objective of `samples`
     retained samples (seeded), with a warning when no scale qualifies; and
     what the search found."""
-    rows = torch.randperm(len(retain), generator=torch.Generator().manual_seed(seed))[:samples]
-    rows = rows.to(retain.labels.device)
-    objective, change = retained_objective(model, chosen, Split(retain.inputs[rows], retain.labels[rows]), l2)
+    sample = retain.sample(samples, torch.Generator().manual_seed(seed))
+    objective, change = retained_objective(model, chosen, sample, l2)
     scale, made, moved = backtrack(change, step, trials)
     if scale == 0:
         warnings.warn(
@@ -321,7 +327,7 @@ def searched_step(
     search = {
         "scale": scale,
         "trials": made,
-        "samples": len(rows),
+        "samples": len(sample),
         "objective_before": objective,
         "objective_after": objective + moved,
     }
@@ -396,8 +402,8 @@ def apply_noise(
 def lcodec(
     model: nn.Module,
     *,
-    forget: Split,
-    retain: Split,
+    forget: Samples,
+    retain: Samples,
     forget_classes: Optional[list[int]],
     seed: int,
     perturbations: Annotated[int, Range(2)] = 1000,
@@ -474,6 +480,7 @@ def lcodec(
     if curvature == "fd" and (checkpoints is None or len(checkpoints) != 2):
         raise ValueError("checkpoints: curvature='fd' needs two state dicts (previous, last) of the training run")
     mode = noise_mode(noise)
+    forget = materialise(forget)  # perturbed copies of every forget sample: held in memory by design
     k = len(forget)
     n = n_train if n_train is not None else len(retain) + k
     if n <= k:
@@ -513,13 +520,12 @@ def lcodec(
 
     chosen = Selection.from_columns(units, columns)
     with timer("gradient"):
-        g, logits = retained_gradient(model, chosen, forget, retain, gradient, l2, n)
+        g = retained_gradient(model, chosen, forget, retain, gradient, l2, n)
     with timer("curvature"):
         block, low_rank = curvature_factor(
             model,
             chosen,
             retain,
-            logits,
             curvature=curvature,
             fisher=fisher,
             samples=curvature_samples,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import NonNegative, Positive, Split, eval_mode, model_device, output_classes, validate_classes
+from .._core import NonNegative, Positive, Samples, Split, eval_mode, model_device, output_classes, validate_classes
 from ..curvature import diagonal_fisher
 from ..mnemonic_codes import MnemonicCodes, code_split
 from .registry import register
@@ -66,8 +66,8 @@ def _code_scores(model: nn.Module, codes: Split, forget_classes: list[int]) -> t
 def mnemonic(
     model: nn.Module,
     *,
-    forget: Optional[Split],
-    retain: Optional[Split],
+    forget: Optional[Samples],
+    retain: Optional[Samples],
     forget_classes: Optional[list[int]],
     seed: int,
     codes: Union[MnemonicCodes, torch.Tensor, None] = None,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import RETAIN_TOLERANCE, Split, eval_mode
+from .._core import RETAIN_TOLERANCE, Samples, Split, Stream, eval_mode
 
 CHECK_SAMPLES = 1024
 """Retained samples that `forget()` scores before and after a method."""
@@ -28,21 +28,29 @@ MAX_BACKOFFS = 3
 """Halvings of the learning rate the guard tries before it stops early."""
 
 
-def retained_sample(split: Optional[Split], seed: int, size: int) -> Optional[Split]:
-    """The rows `torch.randperm(len(split), generator seeded with seed)[:size]`
-    of `split` (all of it, in order, when it has no more than `size`)."""
-    if split is None or len(split) <= size:
-        return split
-    rows = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size]
-    rows = rows.to(split.labels.device)
-    return Split(split.inputs[rows], split.labels[rows])
+def retained_sample(samples: Optional[Samples], seed: int, size: int) -> Optional[Split]:
+    """`size` retained samples drawn with `seed`, in memory: the rows
+    `torch.randperm(len, generator seeded with seed)[:size]` of tensors (all
+    of them, in order, when there are no more than `size`), a reservoir
+    sample of one pass over a Stream (read once per stream and seed)."""
+    if samples is None:
+        return None
+    if isinstance(samples, Stream):
+        return samples.memo_sample(size, seed)
+    if len(samples) <= size:
+        return samples
+    return samples.sample(size, torch.Generator().manual_seed(seed))
 
 
-def guard_probe(retain: Optional[Split], seed: int) -> Optional[Split]:
+def guard_probe(retain: Optional[Samples], seed: int) -> Optional[Split]:
     """The guard's probe: GUARD_SAMPLES retained samples drawn like those of
     `forget()`'s check (the first of its rows when the retained data has
-    more than CHECK_SAMPLES); None without retained data."""
-    return retained_sample(retain, seed, GUARD_SAMPLES)
+    more than CHECK_SAMPLES, or is a Stream, whose check sample is then read
+    once for both); None without retained data."""
+    if not isinstance(retain, Stream):
+        return retained_sample(retain, seed, GUARD_SAMPLES)
+    sample = retained_sample(retain, seed, CHECK_SAMPLES)
+    return Split(sample.inputs[:GUARD_SAMPLES], sample.labels[:GUARD_SAMPLES])
 
 
 def retained_scores(model: nn.Module, split: Split, batch_size: int = 256) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 from torch import nn
 
 from .. import training
-from .._core import NonNegative, Positive, PositiveInt, Split
+from .._core import NonNegative, Positive, PositiveInt, Samples
 from .registry import register
 
 
@@ -23,8 +23,8 @@ from .registry import register
 def retrain(
     model: nn.Module,
     *,
-    forget: Optional[Split],
-    retain: Split,
+    forget: Optional[Samples],
+    retain: Samples,
     forget_classes: Optional[list[int]],
     seed: int,
     epochs: Optional[PositiveInt] = None,

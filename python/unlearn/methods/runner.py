@@ -21,6 +21,7 @@ from .._core import (
     Data,
     ForgetResult,
     QualityWarning,
+    Samples,
     Split,
     as_split,
     check_fits,
@@ -28,8 +29,10 @@ from .._core import (
     check_option,
     check_seed,
     class_request,
+    first_inputs,
+    model_device,
     output_classes,
-    preserved_rng,
+    seeded_rng,
     validate_classes,
 )
 from .quality import CHECK_SAMPLES, retained_sample, retained_scores
@@ -42,7 +45,7 @@ def _request(
     forget: Optional[Data],
     retain: Optional[Data],
     forget_classes: Optional[Sequence[int]],
-) -> tuple[Optional[Split], Optional[Split], Optional[list[int]]]:
+) -> tuple[Optional[Samples], Optional[Samples], Optional[list[int]]]:
     """The validated (forget, retain, forget_classes) that `spec` runs on."""
     if forget is None and forget_classes is None:
         raise ValueError("forget: give the samples to forget (forget=...) or the classes (forget_classes=...)")
@@ -54,13 +57,13 @@ def _request(
     num_classes = None
     for name, split in splits.items():
         if split is not None:
-            num_classes = num_classes or output_classes(model, split.inputs, name)
+            num_classes = num_classes or output_classes(model, first_inputs(split), name)
             check_fits(split, name, model, num_classes)
     forget_split, retain_split = splits["forget"], splits["retain"]
     if forget_classes is not None:
         forget_classes = validate_classes(forget_classes, num_classes)
         # Sample methods ignore the classes; the others take the classes' samples from retain.
-        if spec.scope != "instance" and {"forget", "retain"} & set(spec.needs):
+        if spec.scope != "instance" and _reads_data(spec):
             forget_split, retain_split = class_request(forget_split, retain_split, forget_classes)
     for need, split in (("forget", forget_split), ("retain", retain_split)):
         if need in spec.needs and split is None:
@@ -85,13 +88,17 @@ def _check_finite(spec: Method, model: nn.Module, options: dict[str, Any]) -> No
         )
 
 
-def _check_sample(spec: Method, retain: Optional[Split], classes: Optional[list[int]], seed: int) -> Optional[Split]:
+def _check_sample(spec: Method, retain: Optional[Samples], classes: Optional[list[int]], seed: int) -> Optional[Split]:
     """The retained samples the check scores: CHECK_SAMPLES of `retain` drawn
     with `seed`, without the forget classes' samples of a class request
     (still in `retain` when the method reads no data)."""
-    if retain is not None and classes is not None and spec.scope != "instance":
+    if retain is not None and classes is not None and spec.scope != "instance" and not _reads_data(spec):
         retain = class_request(None, retain, classes)[1]
     return retained_sample(retain, seed, CHECK_SAMPLES)
+
+
+def _reads_data(spec: Method) -> bool:
+    return bool({"forget", "retain"} & set(spec.needs))
 
 
 def _retain_check(model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]]) -> Optional[dict]:
@@ -166,9 +173,13 @@ def forget(
 ) -> ForgetResult:
     """Makes `model` forget the `forget` samples (or the `forget_classes`).
 
-    `forget` and `retain` are DataLoaders or (inputs, labels) pairs on the
-    model's device; for a class request, samples of the forget classes found
-    in `retain` move to the forget side. `options` are the method's own
+    `forget` and `retain` are DataLoaders, Datasets or (inputs, labels)
+    pairs of tensors on the model's device. DataLoaders and Datasets are read
+    batch by batch, never gathered whole, each batch moved to the model's
+    device (docs/data.md says which methods keep what in memory); they are
+    read afresh on every pass, so augmentation is drawn per pass. For a
+    class request, samples of the forget classes found in `retain` move to
+    the forget side. `options` are the method's own
     (`unlearn.methods.describe(method)` lists them); an unknown one raises
     ValueError. The method works on a private copy: the caller's model is
     changed only when the call succeeds and `inplace=True`. The same `seed`
@@ -188,8 +199,9 @@ def forget(
     spec.check_options(options)
     if "mnemonic_codes" in spec.needs and options.get("codes") is None:
         raise ValueError(f"codes: {spec.name} needs {NEEDS['mnemonic_codes']}")
-    # Methods draw from their own seeded generators; the caller's RNG stream is left as it was.
-    with preserved_rng(model):
+    # Methods draw from their own seeded generators, and a DataLoader's shuffling and augmentation
+    # from torch's RNG seeded with `seed`; the caller's RNG stream is left as it was.
+    with seeded_rng(seed, model_device(model)):
         forget_split, retain_split, classes = _request(spec, model, forget, retain, forget_classes)
         work = copy.deepcopy(model)
         sample = _check_sample(spec, retain_split, classes, seed)

@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import Positive, PositiveInt, Split, eval_mode
+from .._core import Positive, PositiveInt, Samples, eval_mode, joined
 from .registry import register
 
 
 def batch_importance(
-    model: torch.nn.Module, split: Split, batch_size: int, gen: torch.Generator
+    model: torch.nn.Module, samples: Samples, batch_size: int, gen: torch.Generator
 ) -> dict[str, torch.Tensor]:
     """Mean over shuffled batches of the squared gradient of the batch-mean
     loss, per parameter: SSD's importance. Gradients of samples that disagree
@@ -23,11 +23,9 @@ def batch_importance(
     a few samples) scores high against the whole training set."""
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     total = {name: torch.zeros_like(p) for name, p in params.items()}
-    order = torch.randperm(len(split), generator=gen).to(split.labels.device)
     batches = 0
-    for start in range(0, len(split), batch_size):
-        rows = order[start : start + batch_size]
-        loss = F.cross_entropy(model(split.inputs[rows]), split.labels[rows])
+    for inputs, labels in samples.shuffled(batch_size, gen):
+        loss = F.cross_entropy(model(inputs), labels)
         for name, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
             total[name] += g.square()
         batches += 1
@@ -44,8 +42,8 @@ def batch_importance(
 def ssd(
     model: nn.Module,
     *,
-    forget: Split,
-    retain: Split,
+    forget: Samples,
+    retain: Samples,
     forget_classes: Optional[list[int]],
     seed: int,
     alpha: Positive = 10.0,
@@ -64,7 +62,7 @@ def ssd(
         dampening: lambda: the factor is min(dampening * I_D / I_f, 1)
         batch_size: samples per batch of the importance estimates
     """
-    everything = Split(torch.cat([retain.inputs, forget.inputs]), torch.cat([retain.labels, forget.labels]))
+    everything = joined(retain, forget, "retain and forget")
     gen = torch.Generator().manual_seed(seed)
     with eval_mode(model):
         whole = batch_importance(model, everything, batch_size, gen)

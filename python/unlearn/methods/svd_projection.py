@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import Positive, PositiveInt, Split, StageTimer
+from .._core import Positive, PositiveInt, Samples, Split, StageTimer, Stream, first_inputs
 from .registry import register
 
 LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -112,16 +112,21 @@ def project_weight(
     return w - ((w @ u_f) * l_f - ((w @ u_r) * l_r) @ ((u_r.T @ u_f) * l_f)) @ u_f.T
 
 
-def _per_class(split: Split, count: int, gen: torch.Generator) -> Split:
-    """Up to `count` samples spread evenly over the classes of `split`, at random."""
-    classes = split.labels.unique()
-    each = max(1, count // len(classes))
-    picked = []
-    for c in classes.tolist():
-        rows = torch.nonzero(split.labels == c)[:, 0]
-        picked.append(rows[torch.randperm(len(rows), generator=gen)[:each].to(rows.device)])
-    rows = torch.cat(picked)
-    return Split(split.inputs[rows], split.labels[rows])
+def _per_class(samples: Samples, count: int, classes: int, gen: torch.Generator) -> Split:
+    """Up to `count` samples spread evenly over the classes of `samples`, at
+    random (a Stream, which cannot list its classes before it is read, is
+    spread over the `classes` it is expected to hold)."""
+    if isinstance(samples, Stream):
+        picked = samples.sample_per_class(max(1, count // classes), gen).values()
+        return Split(torch.cat([p.inputs for p in picked]), torch.cat([p.labels for p in picked]))
+    present = samples.labels.unique()
+    each = max(1, count // len(present))
+    rows = []
+    for c in present.tolist():
+        found = torch.nonzero(samples.labels == c)[:, 0]
+        rows.append(found[torch.randperm(len(found), generator=gen)[:each].to(found.device)])
+    rows = torch.cat(rows)
+    return Split(samples.inputs[rows], samples.labels[rows])
 
 
 def _projected_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -161,8 +166,8 @@ def _project(layers: list[tuple[str, nn.Module]], retain_rows, forget_rows, alph
 def svd_projection(
     model: nn.Module,
     *,
-    forget: Split,
-    retain: Split,
+    forget: Samples,
+    retain: Samples,
     forget_classes: list[int],
     seed: int,
     alpha_r: Positive = 100.0,
@@ -189,12 +194,16 @@ def svd_projection(
         max_patches: input rows (convolution patches) kept per layer and side
     """
     layers = _projected_layers(model)
+    model.eval()
+    with torch.no_grad():
+        classes = model(first_inputs(forget)).shape[1]
     timer = StageTimer()
     gen = torch.Generator().manual_seed(seed)
-    model.eval()
     with timer("activations"):
-        retain_rows = layer_inputs(model, layers, _per_class(retain, samples, gen).inputs, max_patches, gen)
-        forget_rows = layer_inputs(model, layers, _per_class(forget, samples, gen).inputs, max_patches, gen)
+        kept = _per_class(retain, samples, classes - len(forget_classes), gen)
+        retain_rows = layer_inputs(model, layers, kept.inputs, max_patches, gen)
+        gone = _per_class(forget, samples, len(forget_classes), gen)
+        forget_rows = layer_inputs(model, layers, gone.inputs, max_patches, gen)
     with timer("projection"):
         spaces = _project(layers, retain_rows, forget_rows, alpha_r, alpha_f)
     return {"layers": spaces, "alpha_r": alpha_r, "alpha_f": alpha_f, "timings": timer.seconds}
