@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import functional_call, grad, jacrev, jvp, vmap
 
 from ._core import Samples
 from .units import Selection
@@ -49,6 +49,41 @@ def per_sample_gradients(model: nn.Module, selection: Selection, split: Samples,
     loss, v = _restricted_loss(model, selection)
     one = vmap(grad(lambda v, x, y: loss(v, x[None], y[None])), in_dims=(None, 0, 0))
     return torch.cat([one(v, x, y) for x, y in split.batches(batch_size)])
+
+
+def expected_fisher(
+    model: nn.Module, selection: Selection, samples: Samples, max_bytes: int
+) -> tuple[torch.Tensor, bool]:
+    """The Gauss-Newton matrix of the selected blocks, the Fisher with the
+    expectation over the model's labels taken exactly:
+    H = mean_i J_i^T (diag p_i - p_i p_i^T) J_i, J_i the Jacobian of sample
+    i's logits. It is built from rows sqrt(C p_ic) (J_ic - p_i^T J_i), C per
+    sample, so it has rank up to samples x (C - 1), where one label drawn per
+    sample gives at most samples. Returns (H, False), H dense in float64, when
+    d_S^2 doubles fit in `max_bytes`; else (U, True), the rows as a factor
+    (H = U^T U / rows), as many as fit in `max_bytes`."""
+    forward, v = restricted_forward(model, selection)
+    jacobian = vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))
+    d = v.numel()
+    dense = d * d * 8 <= max_bytes
+    gram = torch.zeros(d, d, dtype=torch.float64, device=v.device) if dense else None
+    rows, count, room = [], 0, max(1, max_bytes // (4 * d))
+    for x, _ in samples.batches(64):
+        with torch.no_grad():
+            p = torch.softmax(forward(v, x).double(), dim=1).to(v.dtype)
+        j = jacobian(v, x)  # (batch, C, d_S)
+        centred = j - torch.einsum("bc,bcd->bd", p, j)[:, None, :]
+        part = ((p * p.shape[1]).sqrt()[:, :, None] * centred).reshape(-1, d)
+        count += len(part)
+        if gram is not None:
+            gram += part.double().T @ part.double()
+        else:
+            rows.append(part[: room - sum(len(r) for r in rows)])
+            if sum(len(r) for r in rows) >= room:
+                break
+    if gram is not None:
+        return gram / count, False
+    return torch.cat(rows), True
 
 
 def mean_gradient(model: nn.Module, selection: Selection, samples: Samples, batch_size: int = 512) -> torch.Tensor:

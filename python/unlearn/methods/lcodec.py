@@ -37,9 +37,9 @@ the curvature keeps the step the same when the loss is rescaled, and on a
 confident model, whose gradient and curvature both nearly vanish, it is as
 small as they are; an absolute one (the l2 it used to default to) then
 swamps the curvature, and the step -(l2 I)^-1 (l2 w_S) zeroes the blocks.
-A whole mean diagonal rather than a fraction: the Fisher of
+A whole mean diagonal rather than a fraction: a curvature estimated on
 `curvature_samples` samples has a null space wherever there are more
-parameters than samples, and there only the damping bounds the step; on the
+parameters than its rank, and there only the damping bounds the step; on the
 digits models smaller fractions gave longer steps whose gain the retained
 gradient did not confirm."""
 
@@ -207,30 +207,38 @@ def curvature_factor(
     samples: int,
     checkpoints: Optional[Sequence[dict]],
     seed: int,
-) -> tuple[torch.Tensor, bool]:
-    """The curvature of the selected blocks on the retained data, as a
-    low-rank factor (True) or a dense matrix (False)."""
+    max_bytes: int,
+) -> tuple[torch.Tensor, str]:
+    """The curvature of the selected blocks on the retained data, and its
+    kind: a low-rank "factor" U (H = U^T U / rows), a dense positive
+    semidefinite "gram" matrix, or a dense, possibly indefinite, "hessian"."""
     if curvature == "fd":
-        return curv.finite_difference_factor(model, chosen, retain, checkpoints), True
+        return curv.finite_difference_factor(model, chosen, retain, checkpoints), "factor"
     gen = torch.Generator().manual_seed(seed)
     subset = retain.sample(samples, gen)
     if curvature == "exact":
-        return curv.exact_hessian(model, chosen, subset), False
+        return curv.exact_hessian(model, chosen, subset), "hessian"
+    if fisher == "expected":
+        block, low_rank = curv.expected_fisher(model, chosen, subset, max_bytes)
+        return block, "factor" if low_rank else "gram"
     if fisher == "model":  # labels drawn from the model: an unbiased Gauss-Newton estimate
         with torch.no_grad():
             probs = torch.softmax(model(subset.inputs), dim=1)
         drawn = torch.multinomial(probs.cpu().double(), 1, generator=gen)[:, 0].to(subset.labels.device)
         subset = Split(subset.inputs, drawn)
-    return curv.per_sample_gradients(model, chosen, subset), True
+    return curv.per_sample_gradients(model, chosen, subset), "factor"
 
 
-def default_damping(block: torch.Tensor, low_rank: bool, l2: float) -> float:
+def default_damping(block: torch.Tensor, kind: str, l2: float) -> float:
     """max(l2, -lowest eigenvalue of H_SS) plus RELATIVE_DAMPING times its
     mean absolute eigenvalue: l2 plus a fraction of the mean diagonal for a
-    factor U (m x d, H = U^T U / m, never indefinite); a dense (exact)
-    Hessian of a non-convex loss is first lifted to be positive semidefinite."""
-    if low_rank:
+    factor U (H = U^T U / rows) or a Gram matrix (never indefinite); a dense
+    (exact) Hessian of a non-convex loss is first lifted to be positive
+    semidefinite."""
+    if kind == "factor":
         lowest, scale = 0.0, float(block.double().square().sum()) / block.numel()
+    elif kind == "gram":
+        lowest, scale = 0.0, float(block.diagonal().double().mean())
     else:
         eigenvalues = torch.linalg.eigvalsh(block.double())
         lowest, scale = float(eigenvalues[0]), float(eigenvalues.abs().mean())
@@ -283,20 +291,22 @@ def retained_objective(
 
 
 def backtrack(
-    change: Callable[[torch.Tensor], float], step: torch.Tensor, trials: Optional[int]
+    change: Callable[[torch.Tensor], float], step: torch.Tensor, trials: Optional[int], allowed: float
 ) -> tuple[float, int, float]:
     """The first scale t of 1, 1/2, 1/4, ... (`trials` of them) at which the
-    step does not raise the retained objective, the trials made and the
-    objective's change there; t = 0 (no change) when none qualifies, t = 1
-    unchecked with no `trials`. Simple decrease rather than Armijo's: the
-    objective is a subsample's while the step comes from every retained
-    sample, so the full gradient's slope does not predict its decrease."""
+    step raises the retained objective by at most `allowed`, the trials made
+    and the objective's change there; t = 0 (no change) when none qualifies,
+    t = 1 unchecked with no `trials`. A bound on the rise rather than
+    Armijo's decrease: the removal step is a descent step for the retained
+    objective only at a stationary point of the training objective, and a
+    model stopped short of one (as most are) sees its retained objective rise
+    a little as the forget samples' influence goes."""
     if trials is None:
         return 1.0, 0, change(step)
     for trial in range(trials):
         t = 0.5**trial
         moved = change(t * step)
-        if moved <= 0:
+        if moved <= allowed:
             return t, trial + 1, moved
     return 0.0, trials, 0.0
 
@@ -310,24 +320,27 @@ def searched_step(
     l2: float,
     trials: Optional[int],
     samples: int,
+    slack: float,
     seed: int,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """`step` scaled by `backtrack` on the retained objective of `samples`
-    retained samples (seeded), with a warning when no scale qualifies; and
-    what the search found."""
+    retained samples (seeded), allowed to rise by `slack` times its value,
+    with a warning when no scale qualifies; and what the search found."""
     sample = retain.sample(samples, torch.Generator().manual_seed(seed))
     objective, change = retained_objective(model, chosen, sample, l2)
-    scale, made, moved = backtrack(change, step, trials)
+    scale, made, moved = backtrack(change, step, trials, slack * objective)
     if scale == 0:
         warnings.warn(
-            f"lcodec: the retained objective rose at each of the {made} step scales 1 to 1/{2 ** (made - 1)}, "
-            "so the selected blocks were left unchanged (report['line_search'])",
+            f"lcodec: the retained objective rose by more than {slack:g} x its value at each of the {made} step "
+            f"scales 1 to 1/{2 ** (made - 1)}, so the selected blocks were left unchanged (report['line_search']; "
+            "line_search_slack sets the rise allowed)",
             stacklevel=3,
         )
     search = {
         "scale": scale,
         "trials": made,
         "samples": len(sample),
+        "slack": slack,
         "objective_before": objective,
         "objective_after": objective + moved,
     }
@@ -411,15 +424,16 @@ def lcodec(
     selection: Literal["foci", "all", "random"] = "foci",
     max_select: Optional[PositiveInt] = None,
     curvature: Literal["fisher", "exact", "fd"] = "fisher",
-    gradient: Literal["retain", "forget"] = "retain",
-    curvature_samples: PositiveInt = 512,
+    gradient: Literal["forget", "retain"] = "forget",
+    curvature_samples: PositiveInt = 1024,
     checkpoints: Optional[Sequence[dict]] = None,
     l2: NonNegative = 0.0,
     damping: Optional[Positive] = None,
-    fisher: Literal["model", "empirical"] = "model",
+    fisher: Literal["expected", "model", "empirical"] = "expected",
     trust_radius: Optional[Positive] = 0.05,
     line_search: Optional[PositiveInt] = 10,
     line_search_samples: PositiveInt = 1024,
+    line_search_slack: NonNegative = 0.05,
     n_train: Optional[PositiveInt] = None,
     noise: Union[NoiseMode, bool] = "auto",
     noise_on: Literal["selected", "complement"] = "selected",
@@ -432,18 +446,21 @@ def lcodec(
 ) -> dict:
     """Removes the forget samples' influence from the selected blocks S by a
     Newton step on the retained objective L_R = mean retained CE + l2/2 ||w||^2:
-    w_S -= t (H_SS + damping I)^-1 grad_S L_R, H_SS the curvature of the mean
-    retained loss, the step first shortened to `trust_radius` ||w_S|| and t
-    the first of 1, 1/2, 1/4, ... at which L_R (on at most
-    `line_search_samples` retained samples, seeded) does not rise, or 0 when
-    none of `line_search` scales qualifies. l2 defaults to 0, the retained
+    w_S -= t (H_SS + damping I)^-1 g_S, H_SS the curvature of the mean
+    retained loss (by default the Gauss-Newton matrix with the expectation
+    over the model's labels, `curv.expected_fisher`), the step first
+    shortened to `trust_radius` ||w_S|| and t the first of 1, 1/2, 1/4, ... at
+    which L_R (on at most `line_search_samples` retained samples, seeded)
+    rises by at most `line_search_slack` times its value, or 0 when none of
+    `line_search` scales qualifies. l2 defaults to 0, the retained
     cross-entropy alone: pass the weight decay the model was trained with.
-    With `gradient="forget"` the gradient is the paper's
-    -(1/(n - k)) sum_f grad_S (CE_f + l2/2 ||w||^2), n the training-set size and
-    k the number of forget samples: equal to grad_S L_R when the model is a
-    stationary point of the full objective, and needing no pass over the
-    retained data; "retain" (default) also corrects for training that stopped
-    short of it. Then Gaussian noise of the (epsilon, delta) scale on the
+    g_S is the paper's -(1/(n - k)) sum_f grad_S (CE_f + l2/2 ||w||^2), n the
+    training-set size and k the number of forget samples (`gradient="forget"`,
+    default): the forget samples' influence alone, equal to grad_S L_R when
+    the model is a stationary point of the full objective. `gradient="retain"`
+    takes grad_S L_R itself, which on a model stopped short of that point also
+    goes on training it on the retained data, lowering the forget losses
+    too. Then Gaussian noise of the (epsilon, delta) scale on the
     selected coordinates (the published code; `noise_on="complement"` follows
     the paper's Algorithm 1): "certified" always adds it, "auto" only when its
     std is at most NOISE_RATIO times the accepted step's per-coordinate RMS
@@ -463,10 +480,11 @@ def lcodec(
         checkpoints: (previous, last) state dicts of training, for curvature="fd"
         l2: the l2 regularisation (weight decay) the model was trained with (0: the retained CE alone)
         damping: added to the curvature's diagonal (None: l2 + RELATIVE_DAMPING x its mean diagonal; default_damping)
-        fisher: Fisher labels drawn from the "model" or the data's ("empirical")
+        fisher: labels "expected" under the model (C rows a sample), drawn from the "model", or the data's ("empirical")
         trust_radius: longest step, as a fraction of ||w_S|| (None: the Newton step's own length)
         line_search: step scales 1, 1/2, ... tried against the retained objective (None: t = 1 unchecked)
         line_search_samples: retained samples (seeded) the line search evaluates the objective on
+        line_search_slack: rise of the retained objective the line search accepts, as a fraction of its value
         n_train: training-set size (None: retained plus forget samples)
         noise: "auto", "certified" or "off" (True: "certified", False: "off"); see above
         noise_on: noise on the "selected" coordinates or their "complement"
@@ -522,7 +540,7 @@ def lcodec(
     with timer("gradient"):
         g = retained_gradient(model, chosen, forget, retain, gradient, l2, n)
     with timer("curvature"):
-        block, low_rank = curvature_factor(
+        block, kind = curvature_factor(
             model,
             chosen,
             retain,
@@ -531,17 +549,26 @@ def lcodec(
             samples=curvature_samples,
             checkpoints=checkpoints,
             seed=seed,
+            max_bytes=memory_budget,
         )
     with timer("solve"):
-        damping = default_damping(block, low_rank, l2) if damping is None else damping
+        damping = default_damping(block, kind, l2) if damping is None else damping
         # A float32 curvature factor keeps its dtype: block_solve forms its Gram
         # matrix in float32 (as accurate as the factor) and solves in float64.
-        newton = -ops.block_solve([block], g.double(), damping, [low_rank])
+        newton = -ops.block_solve([block], g.double(), damping, [kind == "factor"])
         weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
         trust = trust_factor(newton, weights, trust_radius)
     with timer("line_search"):
         step, search = searched_step(
-            model, chosen, retain, trust * newton, l2=l2, trials=line_search, samples=line_search_samples, seed=seed
+            model,
+            chosen,
+            retain,
+            trust * newton,
+            l2=l2,
+            trials=line_search,
+            samples=line_search_samples,
+            slack=line_search_slack,
+            seed=seed,
         )
         chosen.scatter_add(model, step)
     with timer("noise"):
