@@ -153,6 +153,8 @@ EXTREME: dict[str, dict[str, Any]] = {
     "neggrad": {"lr": 1e12},
     "neggrad_plus": {"lr": 1e12},
     "random_label": {"lr": 1e12},
+    "salun": {"lr": 1e12},
+    "l1_sparse": {"lr": 1e12, "gamma": 1e300},
     "retrain": {"lr": 1e12, "epochs": 1},
     "l2ul": {"lr": 1e12, "max_steps": 3, "pgd_steps": 2, "n_adv": 2},
     "lcodec": {"l2": 1e-105, "perturbations": 50},

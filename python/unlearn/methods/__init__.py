@@ -9,10 +9,12 @@ from .._core import RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE
 from . import (  # noqa: F401  (each module registers its methods)
     fisher_forgetting,
     gradient_baselines,
+    l1_sparse,
     l2ul,
     lcodec,
     mnemonic,
     retrain,
+    salun,
     ssd,
     svd_projection,
 )

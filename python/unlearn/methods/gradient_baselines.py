@@ -47,12 +47,15 @@ def optimize(
     probe: Optional[Split] = None,
     guard: bool = True,
     relabel: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+    mask: Optional[dict[str, torch.Tensor]] = None,
+    penalty: Optional[Callable[[], torch.Tensor]] = None,
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
     """`steps` SGD steps on sum_t weight_t * mean CE over a batch of samples_t
-    (`_cycle`). A negative weight ascends. `relabel(inputs, labels)` gives
-    the first term's labels a batch at a time. Returns the loss of every
-    kept step and the guard's report (`quality.descend`, which watches the
-    retained `probe`)."""
+    (`_cycle`), plus `penalty()` when given. A negative weight ascends.
+    `relabel(inputs, labels)` gives the first term's labels a batch at a
+    time. `mask` confines the steps to some weights (`quality.descend`).
+    Returns the loss of every kept step and the guard's report
+    (`quality.descend`, which watches the retained `probe`)."""
     gen = torch.Generator().manual_seed(seed)
     streams = [_cycle(samples, batch_size, gen) for samples, _ in terms]
 
@@ -63,9 +66,16 @@ def optimize(
             if t == 0 and relabel is not None:
                 labels = relabel(inputs, labels)
             loss = loss + weight * F.cross_entropy(model(inputs), labels)
-        return loss
+        return loss if penalty is None else loss + penalty()
 
-    return descend(model, batch_loss, steps, lr, weight_decay=weight_decay, probe=probe, guard=guard)
+    return descend(model, batch_loss, steps, lr, weight_decay=weight_decay, probe=probe, guard=guard, mask=mask)
+
+
+def wrong_labels(labels: torch.Tensor, classes: int, gen: torch.Generator) -> torch.Tensor:
+    """A label other than each of `labels`, drawn uniformly among the other
+    `classes - 1` (seeded, on the CPU, then moved to the labels' device)."""
+    shift = torch.randint(1, classes, (len(labels),), generator=gen).to(labels.device)
+    return (labels + shift) % classes
 
 
 def _steps(samples: Samples, epochs: int, batch_size: int) -> int:
@@ -211,13 +221,11 @@ def random_label(
         classes = model(first_inputs(forget)).shape[1]
     gen = torch.Generator().manual_seed(seed)
     if isinstance(forget, Split):
-        shift = torch.randint(1, classes, (len(forget),), generator=gen).to(forget.labels.device)
-        relabelled, relabel = Split(forget.inputs, (forget.labels + shift) % classes), None
+        relabelled, relabel = Split(forget.inputs, wrong_labels(forget.labels, classes, gen)), None
     else:
 
         def relabel(inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            shift = torch.randint(1, classes, (len(labels),), generator=gen).to(labels.device)
-            return (labels + shift) % classes
+            return wrong_labels(labels, classes, gen)
 
         relabelled = forget
     terms = [(relabelled, 1.0)] + ([(retain, 1.0)] if retain is not None else [])

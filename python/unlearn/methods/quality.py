@@ -65,10 +65,23 @@ def retained_scores(model: nn.Module, split: Split, batch_size: int = 256) -> tu
     return correct / len(split), loss / len(split)
 
 
-def _take_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
-    """Steps on `loss` when it and every gradient are finite; says whether it did."""
+def _take_step(
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    params: list[torch.Tensor],
+    masks: Optional[list[torch.Tensor]] = None,
+    weight_decay: float = 0.0,
+) -> bool:
+    """Steps on `loss` when it and every gradient are finite; says whether it
+    did. With `masks`, each gradient plus `weight_decay` times its parameter
+    is multiplied by the parameter's mask first (the optimizer then has no
+    weight decay of its own), so masked-out entries keep their value."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if masks is not None:
+        for p, mask in zip(params, masks):
+            if p.grad is not None:
+                p.grad.add_(p.detach(), alpha=weight_decay).mul_(mask)
     grads = (p.grad for p in params if p.grad is not None)
     finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
     if finite:
@@ -142,10 +155,13 @@ def descend(
     weight_decay: float = 0.0,
     probe: Optional[Split] = None,
     guard: bool = True,
+    mask: Optional[dict[str, torch.Tensor]] = None,
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
     """Up to `steps` SGD steps (momentum 0.9, model in eval mode) on
     `loss_fn()`, which returns None when the run is done. Returns the loss of
-    every kept step and the guard's report (None without a guard).
+    every kept step and the guard's report (None without a guard). A `mask`
+    (a 0/1 tensor per trainable parameter, by name) confines the steps,
+    weight decay included, to the entries it marks.
 
     With `guard`, a non-finite step, or a failed check (at the start, every
     ceil(steps / GUARD_CHECKS) kept steps and at the end: a dozen forward
@@ -154,8 +170,11 @@ def descend(
     after MAX_BACKOFFS halvings it stops early there. Without it, a
     non-finite step raises. Either way a run that never makes a finite step
     raises ValueError naming lr."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    masks = None if mask is None else [mask[name].to(p) for name, p in named]
+    decay = weight_decay if masks is None else 0.0
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=decay)
     watch = _Guard(model, optimizer, probe, steps) if guard else None
     losses: list[float] = []
     stepped = False
@@ -165,7 +184,7 @@ def descend(
             if loss is None:
                 if watch is None or watch.holds(len(losses)):
                     break
-            elif _take_step(optimizer, loss, params):
+            elif _take_step(optimizer, loss, params, masks, weight_decay):
                 losses.append(float(loss.detach()))
                 stepped = True
                 if watch is None or len(losses) % watch.every or watch.holds(len(losses)):
