@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, SubsetRandomSampler, TensorDataset
 
 import unlearn
 from unlearn import MnemonicCodes, Split
@@ -350,6 +350,20 @@ def test_a_class_request_gives_retrain_a_dataloader_over_the_other_classes_with_
     assert data.batch_size == 16 and data.drop_last and isinstance(data.sampler, RandomSampler)
     labels = torch.cat([batch[1] for batch in data])
     assert len(labels) == 112 and not bool((labels == 2).any())  # 120 samples kept, 7 full batches of 16
+
+
+def test_a_loader_with_its_own_sampler_is_filtered_batch_by_batch_for_retrain(task):
+    model, train, test = task
+    retrain = _recording_retrain(model)
+    sampler = SubsetRandomSampler(list(range(0, len(train), 2)), generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(TensorDataset(train.inputs, train.labels), batch_size=8, sampler=sampler)
+    out = unlearn.compare(model, "neggrad", retain=loader, test=test, forget_classes=[2], retrain=retrain)
+    ((data, _),) = retrain.calls
+    assert isinstance(data, runner.KeptBatches) and len(data) == len(loader)
+    seen = torch.cat([batch[1] for batch in data])
+    every_other = train.labels[::2]
+    assert not bool((seen == 2).any()) and sorted(seen.tolist()) == sorted(every_other[every_other != 2].tolist())
+    assert out["metrics"]["neggrad"]["acc_forget"] <= 1.0
 
 
 # Over several seeds, the user's model stays and the methods' and retraining's seeds vary.
