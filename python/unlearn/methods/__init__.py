@@ -7,6 +7,7 @@ the growth of the retained loss, past which `forget()` warns.
 
 from .._core import RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE
 from . import (  # noqa: F401  (each module registers its methods)
+    boundary,
     fisher_forgetting,
     gradient_baselines,
     l2ul,
@@ -15,6 +16,7 @@ from . import (  # noqa: F401  (each module registers its methods)
     retrain,
     ssd,
     svd_projection,
+    unsir,
 )
 from .registry import applicable, available, describe, register
 from .runner import forget

@@ -47,12 +47,13 @@ def optimize(
     probe: Optional[Split] = None,
     guard: bool = True,
     relabel: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+    optimizer: str = "sgd",
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
     """`steps` SGD steps on sum_t weight_t * mean CE over a batch of samples_t
     (`_cycle`). A negative weight ascends. `relabel(inputs, labels)` gives
-    the first term's labels a batch at a time. Returns the loss of every
-    kept step and the guard's report (`quality.descend`, which watches the
-    retained `probe`)."""
+    the first term's labels a batch at a time; `optimizer` is "sgd" or
+    "adam". Returns the loss of every kept step and the guard's report
+    (`quality.descend`, which watches the retained `probe`)."""
     gen = torch.Generator().manual_seed(seed)
     streams = [_cycle(samples, batch_size, gen) for samples, _ in terms]
 
@@ -65,7 +66,9 @@ def optimize(
             loss = loss + weight * F.cross_entropy(model(inputs), labels)
         return loss
 
-    return descend(model, batch_loss, steps, lr, weight_decay=weight_decay, probe=probe, guard=guard)
+    return descend(
+        model, batch_loss, steps, lr, weight_decay=weight_decay, probe=probe, guard=guard, optimizer=optimizer
+    )
 
 
 def _steps(samples: Samples, epochs: int, batch_size: int) -> int:

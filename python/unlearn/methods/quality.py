@@ -142,10 +142,12 @@ def descend(
     weight_decay: float = 0.0,
     probe: Optional[Split] = None,
     guard: bool = True,
+    optimizer: str = "sgd",
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
-    """Up to `steps` SGD steps (momentum 0.9, model in eval mode) on
-    `loss_fn()`, which returns None when the run is done. Returns the loss of
-    every kept step and the guard's report (None without a guard).
+    """Up to `steps` SGD steps (momentum 0.9, model in eval mode; Adam with
+    `optimizer="adam"`) on `loss_fn()`, which returns None when the run is
+    done. Returns the loss of every kept step and the guard's report (None
+    without a guard).
 
     With `guard`, a non-finite step, or a failed check (at the start, every
     ceil(steps / GUARD_CHECKS) kept steps and at the end: a dozen forward
@@ -155,8 +157,13 @@ def descend(
     non-finite step raises. Either way a run that never makes a finite step
     raises ValueError naming lr."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    watch = _Guard(model, optimizer, probe, steps) if guard else None
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    watch = _Guard(model, opt, probe, steps) if guard else None
     losses: list[float] = []
     stepped = False
     with eval_mode(model):
@@ -165,7 +172,7 @@ def descend(
             if loss is None:
                 if watch is None or watch.holds(len(losses)):
                     break
-            elif _take_step(optimizer, loss, params):
+            elif _take_step(opt, loss, params):
                 losses.append(float(loss.detach()))
                 stepped = True
                 if watch is None or len(losses) % watch.every or watch.holds(len(losses)):
