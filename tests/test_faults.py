@@ -162,6 +162,9 @@ EXTREME: dict[str, dict[str, Any]] = {
     "ssd": {"alpha": 1e-300, "dampening": 1e300},
     "svd_projection": {"alpha_r": 1e300, "alpha_f": 1e300, "samples": 50},
     "mnemonic": {"lambda1": 1e300, "lambda2": 1e300},
+    "boundary_shrink": {"lr": 1e12, "epochs": 1},
+    "boundary_expand": {"lr": 1e12, "epochs": 1},
+    "unsir": {"impair_lr": 1e12, "repair_lr": 1e12, "noise_samples": 8, "noise_copies": 1},
 }
 
 

@@ -7,6 +7,7 @@ the growth of the retained loss, past which `forget()` warns.
 
 from .._core import RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE
 from . import (  # noqa: F401  (each module registers its methods)
+    boundary,
     fisher_forgetting,
     gradient_baselines,
     l1_sparse,
@@ -17,6 +18,7 @@ from . import (  # noqa: F401  (each module registers its methods)
     salun,
     ssd,
     svd_projection,
+    unsir,
 )
 from .registry import applicable, available, describe, register
 from .runner import forget

@@ -49,12 +49,14 @@ def optimize(
     relabel: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
     mask: Optional[dict[str, torch.Tensor]] = None,
     penalty: Optional[Callable[[], torch.Tensor]] = None,
+    optimizer: str = "sgd",
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
     """`steps` SGD steps on sum_t weight_t * mean CE over a batch of samples_t
     (`_cycle`), plus `penalty()` when given. A negative weight ascends.
     `relabel(inputs, labels)` gives the first term's labels a batch at a
-    time. `mask` confines the steps to some weights (`quality.descend`).
-    Returns the loss of every kept step and the guard's report
+    time. `mask` confines the steps to some weights, `optimizer` is "sgd" or
+    "adam" (`quality.descend`). Returns the loss of every kept step and the
+    guard's report
     (`quality.descend`, which watches the retained `probe`)."""
     gen = torch.Generator().manual_seed(seed)
     streams = [_cycle(samples, batch_size, gen) for samples, _ in terms]
@@ -68,7 +70,17 @@ def optimize(
             loss = loss + weight * F.cross_entropy(model(inputs), labels)
         return loss if penalty is None else loss + penalty()
 
-    return descend(model, batch_loss, steps, lr, weight_decay=weight_decay, probe=probe, guard=guard, mask=mask)
+    return descend(
+        model,
+        batch_loss,
+        steps,
+        lr,
+        weight_decay=weight_decay,
+        probe=probe,
+        guard=guard,
+        mask=mask,
+        optimizer=optimizer,
+    )
 
 
 def wrong_labels(labels: torch.Tensor, classes: int, gen: torch.Generator) -> torch.Tensor:

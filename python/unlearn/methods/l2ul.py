@@ -14,46 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import NonNegative, Positive, PositiveInt, Samples, Split, StageTimer, eval_mode, materialise
+from .attacks import targeted_pgd
 from .quality import descend, guard_probe
 from .registry import register
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    norms = v.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return v / norms.view(-1, *([1] * (v.dim() - 1)))
-
-
-def targeted_pgd(
-    model: nn.Module,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    eps: float,
-    step: float,
-    steps: int,
-    bounds: Optional[tuple[float, float]],
-    gen: torch.Generator,
-) -> torch.Tensor:
-    """Targeted L2 PGD for every row at once: a random start inside the
-    eps-ball, `steps` normalised gradient steps of size `step` towards
-    `target`, each projected back onto the ball (and clamped to `bounds`)."""
-    d = x[0].numel()
-    start = _unit(torch.randn(x.shape, generator=gen).to(x))
-    radius = eps * torch.rand(len(x), generator=gen).to(x) ** (1.0 / d)
-    delta = start * radius.view(-1, *([1] * (x.dim() - 1)))
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        loss = F.cross_entropy(model(_clamp(x + delta, bounds)), target, reduction="sum")
-        (g,) = torch.autograd.grad(loss, delta)
-        with torch.no_grad():
-            delta = delta - step * _unit(g)
-            norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-            delta = delta * (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
-            delta = _clamp(x + delta, bounds) - x
-    return (x + delta).detach()
-
-
-def _clamp(x: torch.Tensor, bounds: Optional[tuple[float, float]]) -> torch.Tensor:
-    return x if bounds is None else x.clamp(*bounds)
 
 
 def mas_penalty_weights(model: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]:

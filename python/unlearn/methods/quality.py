@@ -156,12 +156,13 @@ def descend(
     probe: Optional[Split] = None,
     guard: bool = True,
     mask: Optional[dict[str, torch.Tensor]] = None,
+    optimizer: str = "sgd",
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
-    """Up to `steps` SGD steps (momentum 0.9, model in eval mode) on
-    `loss_fn()`, which returns None when the run is done. Returns the loss of
-    every kept step and the guard's report (None without a guard). A `mask`
-    (a 0/1 tensor per trainable parameter, by name) confines the steps,
-    weight decay included, to the entries it marks.
+    """Up to `steps` SGD steps (momentum 0.9, model in eval mode; Adam with
+    `optimizer="adam"`) on `loss_fn()`, which returns None when the run is
+    done. Returns the loss of every kept step and the guard's report (None
+    without a guard). A `mask` (a 0/1 tensor per trainable parameter, by
+    name) confines the steps, weight decay included, to the entries it marks.
 
     With `guard`, a non-finite step, or a failed check (at the start, every
     ceil(steps / GUARD_CHECKS) kept steps and at the end: a dozen forward
@@ -173,9 +174,14 @@ def descend(
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     masks = None if mask is None else [mask[name].to(p) for name, p in named]
-    decay = weight_decay if masks is None else 0.0
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=decay)
-    watch = _Guard(model, optimizer, probe, steps) if guard else None
+    decay = weight_decay if masks is None else 0.0  # a masked run decays the marked entries itself
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, weight_decay=decay)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=decay)
+    watch = _Guard(model, opt, probe, steps) if guard else None
     losses: list[float] = []
     stepped = False
     with eval_mode(model):
@@ -184,7 +190,7 @@ def descend(
             if loss is None:
                 if watch is None or watch.holds(len(losses)):
                     break
-            elif _take_step(optimizer, loss, params, masks, weight_decay):
+            elif _take_step(opt, loss, params, masks, weight_decay):
                 losses.append(float(loss.detach()))
                 stepped = True
                 if watch is None or len(losses) % watch.every or watch.holds(len(losses)):
