@@ -142,10 +142,19 @@ def descend(
     weight_decay: float = 0.0,
     probe: Optional[Split] = None,
     guard: bool = True,
+    optimizer: Optional[Callable[[list[torch.Tensor], float], torch.optim.Optimizer]] = None,
+    schedule: Optional[Callable[[int], float]] = None,
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
     """Up to `steps` SGD steps (momentum 0.9, model in eval mode) on
     `loss_fn()`, which returns None when the run is done. Returns the loss of
     every kept step and the guard's report (None without a guard).
+
+    `optimizer(params, lr)` builds another optimizer instead (it then owns
+    its weight decay: `weight_decay` is for the default SGD only).
+    `schedule(step)`, called with the number of kept steps just before each
+    `loss_fn()`, gives the factor of the learning rate for that step (a step
+    decay, or the phase of an alternating run); the guard's halvings apply
+    on top of it.
 
     With `guard`, a non-finite step, or a failed check (at the start, every
     ceil(steps / GUARD_CHECKS) kept steps and at the end: a dozen forward
@@ -155,17 +164,24 @@ def descend(
     non-finite step raises. Either way a run that never makes a finite step
     raises ValueError naming lr."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    watch = _Guard(model, optimizer, probe, steps) if guard else None
+    if optimizer is None:
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    else:
+        opt = optimizer(params, lr)
+    watch = _Guard(model, opt, probe, steps) if guard else None
     losses: list[float] = []
     stepped = False
     with eval_mode(model):
         while watch is None or not watch.stopped:
+            if schedule is not None and len(losses) < steps:
+                base = lr if watch is None else watch.lrs[-1]
+                for group in opt.param_groups:
+                    group["lr"] = base * schedule(len(losses))
             loss = loss_fn() if len(losses) < steps else None
             if loss is None:
                 if watch is None or watch.holds(len(losses)):
                     break
-            elif _take_step(optimizer, loss, params):
+            elif _take_step(opt, loss, params):
                 losses.append(float(loss.detach()))
                 stepped = True
                 if watch is None or len(losses) % watch.every or watch.holds(len(losses)):
