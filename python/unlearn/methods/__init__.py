@@ -7,12 +7,14 @@ the growth of the retained loss, past which `forget()` warns.
 
 from .._core import RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE
 from . import (  # noqa: F401  (each module registers its methods)
+    bad_teacher,
     fisher_forgetting,
     gradient_baselines,
     l2ul,
     lcodec,
     mnemonic,
     retrain,
+    scrub,
     ssd,
     svd_projection,
 )
