@@ -157,6 +157,8 @@ EXTREME: dict[str, dict[str, Any]] = {
     "l1_sparse": {"lr": 1e12, "gamma": 1e300},
     "retrain": {"lr": 1e12, "epochs": 1},
     "l2ul": {"lr": 1e12, "max_steps": 3, "pgd_steps": 2, "n_adv": 2},
+    "scrub": {"lr": 1e12, "epochs": 2, "max_epochs": 1},
+    "bad_teacher": {"lr": 1e12},
     "lcodec": {"l2": 1e-105, "perturbations": 50},
     "fisher": {"alpha": 1e300, "max_std": 1e300},
     "ssd": {"alpha": 1e-300, "dampening": 1e300},

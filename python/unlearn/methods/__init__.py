@@ -7,6 +7,7 @@ the growth of the retained loss, past which `forget()` warns.
 
 from .._core import RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE
 from . import (  # noqa: F401  (each module registers its methods)
+    bad_teacher,
     boundary,
     fisher_forgetting,
     gradient_baselines,
@@ -16,6 +17,7 @@ from . import (  # noqa: F401  (each module registers its methods)
     mnemonic,
     retrain,
     salun,
+    scrub,
     ssd,
     svd_projection,
     unsir,
