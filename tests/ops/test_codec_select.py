@@ -55,7 +55,7 @@ def test_scores_equal_codec_given_previous_picks(gen):
 
 
 def test_foci_finds_the_markov_blanket(gen):
-    n = 2000
+    n = 4000
     f = torch.randn(n, 53, generator=gen, dtype=torch.float64)
     y = f[:, 0] * f[:, 1] + torch.sin(f[:, 2]) + 0.1 * torch.randn(n, generator=gen, dtype=torch.float64)
     result = unlearn.foci(y, f)
