@@ -12,24 +12,16 @@ import pytest
 import torch
 
 import unlearn
-from unlearn.compare import digits_request
 from unlearn.methods import forget
 from unlearn.methods.scrub import distill_kl
 from unlearn.training import reinitialize
 
+from .common import accuracy, digits_cnn_request
+
 
 @pytest.fixture(scope="module")
 def setup():
-    digits = unlearn.digits()
-    request = digits_request(digits, forget_samples=20, seed=0)
-    fs = (request.forget.inputs, request.forget.labels)
-    rs = (request.retain.inputs, request.retain.labels)
-    return digits, unlearn.train("cnn"), fs, rs
-
-
-def _accuracy(model, inputs, labels) -> float:
-    with torch.no_grad():
-        return float((model.eval()(inputs).argmax(1) == labels).double().mean())
+    return digits_cnn_request()
 
 
 def _kl(student, teacher, inputs) -> float:
@@ -48,8 +40,8 @@ def test_a_class_request_forgets_the_class_and_keeps_the_others(setup):
     out = forget(model, "bad_teacher", retain=(train.inputs, train.labels), forget_classes=[3], seed=0).model
     gone = test.labels == 3
     kept = (test.inputs[~gone], test.labels[~gone])
-    assert _accuracy(out, *kept) >= _accuracy(model, *kept) - 0.05
-    assert _accuracy(out, test.inputs[gone], test.labels[gone]) <= 0.05
+    assert accuracy(out, *kept) >= accuracy(model, *kept) - 0.05
+    assert accuracy(out, test.inputs[gone], test.labels[gone]) <= 0.05
 
 
 def test_an_instance_request_stays_near_retraining(setup):
@@ -57,8 +49,8 @@ def test_an_instance_request_stays_near_retraining(setup):
     test = (digits.test.inputs, digits.test.labels)
     retrained = forget(model, "retrain", forget=fs, retain=rs, seed=0).model
     out = forget(model, "bad_teacher", forget=fs, retain=rs, seed=0).model
-    assert abs(_accuracy(out, *test) - _accuracy(retrained, *test)) <= 0.03
-    assert _accuracy(out, *fs) >= _accuracy(retrained, *fs) - 0.15
+    assert abs(accuracy(out, *test) - accuracy(retrained, *test)) <= 0.03
+    assert accuracy(out, *fs) >= accuracy(retrained, *fs) - 0.15
 
 
 def test_the_same_seed_gives_the_same_weights(setup):

@@ -9,26 +9,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-import unlearn
 from unlearn.methods import forget
 from unlearn.methods.l1_sparse import l1_norm, penalty_weight
+
+from .common import accuracy, digits_cnn_request
 
 FORGET_CLASS = 3
 
 
 @pytest.fixture(scope="module")
 def setup():
-    digits = unlearn.digits()
-    order = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0))
-    train = digits.train
-    fs = (train.inputs[order[:20]], train.labels[order[:20]])
-    rs = (train.inputs[order[20:]], train.labels[order[20:]])
-    return digits, unlearn.train("cnn"), fs, rs
-
-
-def _accuracy(model, inputs, labels) -> float:
-    with torch.no_grad():
-        return float((model.eval()(inputs).argmax(1) == labels).double().mean())
+    return digits_cnn_request()
 
 
 def _class_request(digits, model, **options) -> tuple[float, float, float]:
@@ -38,9 +29,9 @@ def _class_request(digits, model, **options) -> tuple[float, float, float]:
     gone = test.labels == FORGET_CLASS
     kept = (test.inputs[~gone], test.labels[~gone])
     return (
-        _accuracy(out.model, test.inputs[gone], test.labels[gone]),
-        _accuracy(model, *kept),
-        _accuracy(out.model, *kept),
+        accuracy(out.model, test.inputs[gone], test.labels[gone]),
+        accuracy(model, *kept),
+        accuracy(out.model, *kept),
     )
 
 
@@ -64,8 +55,8 @@ def test_an_instance_request_ends_near_retraining(setup):
     test = digits.test
     out = forget(model, "l1_sparse", forget=fs, retain=rs).model
     retrained = forget(model, "retrain", forget=fs, retain=rs).model
-    assert abs(_accuracy(out, test.inputs, test.labels) - _accuracy(retrained, test.inputs, test.labels)) <= 0.03
-    assert _accuracy(out, *fs) >= _accuracy(retrained, *fs) - 0.1
+    assert abs(accuracy(out, test.inputs, test.labels) - accuracy(retrained, test.inputs, test.labels)) <= 0.03
+    assert accuracy(out, *fs) >= accuracy(retrained, *fs) - 0.1
 
 
 @pytest.mark.xfail(

@@ -14,27 +14,14 @@ import unlearn
 from unlearn.methods import forget
 from unlearn.methods.salun import saliency_mask
 
+from .common import accuracy, cross_entropy, digits_cnn_request
+
 FORGET_CLASS = 3
 
 
 @pytest.fixture(scope="module")
 def setup():
-    digits = unlearn.digits()
-    order = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0))
-    train = digits.train
-    fs = (train.inputs[order[:20]], train.labels[order[:20]])
-    rs = (train.inputs[order[20:]], train.labels[order[20:]])
-    return digits, unlearn.train("cnn"), fs, rs
-
-
-def _accuracy(model, inputs, labels) -> float:
-    with torch.no_grad():
-        return float((model.eval()(inputs).argmax(1) == labels).double().mean())
-
-
-def _loss(model, inputs, labels) -> float:
-    with torch.no_grad():
-        return float(torch.nn.functional.cross_entropy(model.eval()(inputs), labels))
+    return digits_cnn_request()
 
 
 def test_a_class_request_forgets_the_class_and_keeps_the_others(setup):
@@ -44,9 +31,9 @@ def test_a_class_request_forgets_the_class_and_keeps_the_others(setup):
         warnings.simplefilter("error", unlearn.QualityWarning)
         out = forget(model, "salun", retain=(train.inputs, train.labels), forget_classes=[FORGET_CLASS]).model
     gone = test.labels == FORGET_CLASS
-    assert _accuracy(out, test.inputs[gone], test.labels[gone]) <= 0.05
+    assert accuracy(out, test.inputs[gone], test.labels[gone]) <= 0.05
     kept = (test.inputs[~gone], test.labels[~gone])
-    assert _accuracy(out, *kept) >= _accuracy(model, *kept) - 0.05
+    assert accuracy(out, *kept) >= accuracy(model, *kept) - 0.05
 
 
 def test_an_instance_request_ends_near_retraining(setup):
@@ -54,9 +41,9 @@ def test_an_instance_request_ends_near_retraining(setup):
     test = digits.test
     out = forget(model, "salun", forget=fs, retain=rs).model
     retrained = forget(model, "retrain", forget=fs, retain=rs).model
-    assert abs(_accuracy(out, test.inputs, test.labels) - _accuracy(retrained, test.inputs, test.labels)) <= 0.03
+    assert abs(accuracy(out, test.inputs, test.labels) - accuracy(retrained, test.inputs, test.labels)) <= 0.03
     # forgetting typical samples is not driving their accuracy to 0
-    assert _accuracy(out, *fs) >= _accuracy(retrained, *fs) - 0.1
+    assert accuracy(out, *fs) >= accuracy(retrained, *fs) - 0.1
 
 
 @pytest.mark.parametrize("variant", ["random_label", "gradient_ascent"])
@@ -77,7 +64,7 @@ def test_only_the_salient_weights_move(setup, variant):
         moved += int(changed.sum())
     assert moved > 0.5 * result.report["salient"]
     if variant == "gradient_ascent":
-        assert _loss(result.model, *fs) > _loss(model, *fs)
+        assert cross_entropy(result.model, *fs) > cross_entropy(model, *fs)
 
 
 def test_the_mask_ranks_the_forget_gradient_over_all_weights(setup):

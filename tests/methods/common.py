@@ -1,0 +1,29 @@
+"""What the tests of the baselines share: the digits CNN with a request of
+20 random training samples, and a model's accuracy and loss on samples."""
+
+from __future__ import annotations
+
+import torch
+
+import unlearn
+
+
+def digits_cnn_request():
+    """(digits, the trained digits CNN, forget pair, retain pair): the first
+    20 of a seeded permutation of the training samples are forgotten."""
+    digits = unlearn.digits()
+    order = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0))
+    train = digits.train
+    forget = (train.inputs[order[:20]], train.labels[order[:20]])
+    retain = (train.inputs[order[20:]], train.labels[order[20:]])
+    return digits, unlearn.train("cnn"), forget, retain
+
+
+def accuracy(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model.eval()(inputs).argmax(1) == labels).double().mean())
+
+
+def cross_entropy(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(torch.nn.functional.cross_entropy(model.eval()(inputs), labels))
