@@ -1,11 +1,13 @@
 """What the tests of the baselines share: the digits CNN with a request of
-20 random training samples, and a model's accuracy and loss on samples."""
+20 random training samples, and a model's accuracy, loss and distillation
+KL to another model on samples."""
 
 from __future__ import annotations
 
 import torch
 
 import unlearn
+from unlearn.methods.distillation import distill_kl
 
 
 def digits_cnn_request():
@@ -27,3 +29,9 @@ def accuracy(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor)
 def cross_entropy(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
     with torch.no_grad():
         return float(torch.nn.functional.cross_entropy(model.eval()(inputs), labels))
+
+
+def distillation_kl(student: torch.nn.Module, teacher: torch.nn.Module, inputs: torch.Tensor) -> float:
+    """The distillation KL (temperature 1) of `student`'s outputs to `teacher`'s on `inputs`."""
+    with torch.no_grad():
+        return float(distill_kl(student.eval()(inputs), teacher.eval()(inputs), 1.0))

@@ -30,7 +30,18 @@ from .request import (
     seeded_rng,
     validate_classes,
 )
-from .stream import READ_BATCH, Samples, Stream, as_split, check_fits, class_request, first_inputs, joined, materialise
+from .stream import (
+    READ_BATCH,
+    Samples,
+    Stream,
+    as_loader,
+    as_split,
+    check_fits,
+    class_request,
+    first_inputs,
+    joined,
+    materialise,
+)
 from .timing import StageTimer
 
 __all__ = [
@@ -50,6 +61,7 @@ __all__ = [
     "Split",
     "StageTimer",
     "Stream",
+    "as_loader",
     "as_split",
     "batch_bounds",
     "batch_pair",

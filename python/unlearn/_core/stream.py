@@ -211,6 +211,11 @@ def _known_sizes(part: _Part) -> Optional[list[int]]:
     return [size] * full + ([] if loader.drop_last or rest == 0 else [rest])
 
 
+def as_loader(data: Union[DataLoader, Dataset]) -> DataLoader:
+    """A DataLoader as it is, a Dataset in a DataLoader of READ_BATCH samples."""
+    return data if isinstance(data, DataLoader) else DataLoader(data, batch_size=READ_BATCH)
+
+
 def as_split(data: Optional[Data], name: str, model: Optional[nn.Module] = None) -> Optional[Samples]:
     """A DataLoader or Dataset as a Stream (read batch by batch, moved to
     `model`'s device), an (inputs, labels) pair or a Split as a validated Split
@@ -219,9 +224,8 @@ def as_split(data: Optional[Data], name: str, model: Optional[nn.Module] = None)
         if model is not None and data.device != model_device(model):
             raise ValueError(f"{name} is read onto {data.device} but the model is on {model_device(model)}")
         return data
-    if isinstance(data, Dataset):
-        data = DataLoader(data, batch_size=READ_BATCH)
-    if isinstance(data, DataLoader):
+    if isinstance(data, (DataLoader, Dataset)):
+        data = as_loader(data)
         device = torch.device("cpu") if model is None else model_device(model)
         return Stream([_Part(data)], name, device)
     if data is None:
@@ -297,8 +301,6 @@ def class_request(
     forget classes. Either side is None when it has no samples."""
     if forget is not None:
         forget = forget.where(forget_classes, "only")
-        if isinstance(forget, Split) and not len(forget):
-            forget = None
     moving = kept = None
     if retain is not None:
         moving, kept = retain.where(forget_classes, "in"), retain.where(forget_classes, "out")

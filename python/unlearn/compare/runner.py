@@ -19,6 +19,7 @@ from .._core import (
     NonNegative,
     Samples,
     Split,
+    as_loader,
     as_split,
     batch_pair,
     check_model,
@@ -199,7 +200,7 @@ def _as_given(retain: Data, kept: Samples, classes: Optional[list[int]], filtere
     Split, an (inputs, labels) tuple, or a DataLoader (the caller's own when
     nothing was filtered out of it, else `_kept_loader`'s)."""
     if isinstance(retain, (DataLoader, Dataset)):
-        loader = retain if isinstance(retain, DataLoader) else DataLoader(retain, batch_size=READ_BATCH)
+        loader = as_loader(retain)
         return loader if not filtered else _kept_loader(loader, classes)
     if isinstance(retain, Split):
         return kept

@@ -15,10 +15,10 @@ from torch import nn
 
 from .._core import OpenFraction, Positive, PositiveInt, Samples, Split
 from ..training import reinitialize
+from .distillation import distill_kl, frozen_copy
 from .gradient_baselines import _cycle
 from .quality import descend, guard_probe
 from .registry import register
-from .scrub import adam, distill_kl, frozen_copy
 
 
 @register(
@@ -91,9 +91,7 @@ def bad_teacher(
         drift.append(float(distill_kl(out[: len(xf)].detach(), target[: len(xf)], temperature)))
         return distill_kl(out, target, temperature)
 
-    losses, report = descend(
-        model, loss_fn, steps, lr, probe=guard_probe(retain, seed), guard=guard, optimizer=adam(0.0)
-    )
+    losses, report = descend(model, loss_fn, steps, lr, probe=guard_probe(retain, seed), guard=guard, optimizer="adam")
     return {
         "steps": len(losses),
         "final_loss": losses[-1] if losses else None,

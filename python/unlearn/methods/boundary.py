@@ -19,7 +19,6 @@ only as the guard's probe."""
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Literal, Optional
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from .._core import Positive, PositiveInt, Samples, eval_mode, first_inputs
 from .attacks import pgd
+from .distillation import frozen_copy
 from .gradient_baselines import _cycle, _report, _steps, optimize
 from .quality import descend, guard_probe
 from .registry import register
@@ -126,7 +126,7 @@ def boundary_shrink(
     bound = PAPER_BOUND * (high - low) if bound is None else bound
     if not bound > 0:
         raise ValueError("bound: the forget inputs are all equal, so the default bound is 0; pass bound=...")
-    original = copy.deepcopy(model).requires_grad_(False)
+    original = frozen_copy(model)
     gen = torch.Generator().manual_seed(seed)
     crossed, seen = [0], [0]
 

@@ -9,7 +9,7 @@ samples, under the guard of `quality.descend` unless `guard=False`."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,7 @@ def optimize(
     relabel: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
     mask: Optional[dict[str, torch.Tensor]] = None,
     penalty: Optional[Callable[[], torch.Tensor]] = None,
-    optimizer: str = "sgd",
+    optimizer: Literal["sgd", "adam"] = "sgd",
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
     """`steps` SGD steps on sum_t weight_t * mean CE over a batch of samples_t
     (`_cycle`), plus `penalty()` when given. A negative weight ascends.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -156,7 +156,7 @@ def descend(
     probe: Optional[Split] = None,
     guard: bool = True,
     mask: Optional[dict[str, torch.Tensor]] = None,
-    optimizer: Union[str, Callable[[list[torch.Tensor], float], torch.optim.Optimizer]] = "sgd",
+    optimizer: Literal["sgd", "adam"] = "sgd",
     schedule: Optional[Callable[[int], float]] = None,
 ) -> tuple[list[float], Optional[dict[str, Any]]]:
     """Up to `steps` SGD steps (momentum 0.9, model in eval mode; Adam with
@@ -165,8 +165,6 @@ def descend(
     without a guard). A `mask` (a 0/1 tensor per trainable parameter, by
     name) confines the steps, weight decay included, to the entries it marks.
 
-    A callable `optimizer(params, lr)` builds another optimizer instead (it
-    then owns its weight decay: `weight_decay` is for "sgd" and "adam").
     `schedule(step)`, called with the number of kept steps just before each
     `loss_fn()`, gives the factor of the learning rate for that step (a step
     decay, or the phase of an alternating run); the guard's halvings apply
@@ -183,14 +181,12 @@ def descend(
     params = [p for _, p in named]
     masks = None if mask is None else [mask[name].to(p) for name, p in named]
     decay = weight_decay if masks is None else 0.0  # a masked run decays the marked entries itself
-    if callable(optimizer):
-        opt = optimizer(params, lr)
-    elif optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=decay)
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, weight_decay=decay)
     elif optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=decay)
     else:
-        raise ValueError(f"optimizer must be 'sgd', 'adam' or a function (params, lr) -> optimizer, got {optimizer!r}")
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     watch = _Guard(model, opt, probe, steps) if guard else None
     losses: list[float] = []
     stepped = False

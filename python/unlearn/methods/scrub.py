@@ -6,14 +6,11 @@ batches; min-steps descend alpha * KL + gamma * CE on retained batches. The
 first `max_epochs` epochs run a pass of max-steps and then a pass of
 min-steps, the remaining epochs min-steps only (the paper's schedule).
 
-`distill_kl` is the temperature-scaled distillation loss shared with the
-bad-teacher method (`bad_teacher.py`).
 """
 
 from __future__ import annotations
 
 import bisect
-import copy
 from typing import Annotated, Any, Optional
 
 import torch
@@ -21,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import NonNegative, Positive, PositiveInt, Range, Samples, eval_mode
+from .distillation import distill_kl, frozen_copy
 from .gradient_baselines import _cycle, _steps
 from .quality import descend, guard_probe
 from .registry import register
@@ -28,34 +26,6 @@ from .registry import register
 LR_DECAY_EPOCHS = (5, 8, 9)
 """Epochs after which SCRUB's learning rate is multiplied by LR_DECAY_RATE."""
 LR_DECAY_RATE = 0.1
-
-
-def distill_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean over the batch of KL(softmax(teacher / T) || softmax(student / T))
-    times T^2 (Hinton et al.'s scaling, which keeps the gradient's size
-    independent of T). `teacher` holds logits without gradient."""
-    log_student = F.log_softmax(student / temperature, dim=1)
-    log_teacher = F.log_softmax(teacher / temperature, dim=1)
-    kl = F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
-    return kl * temperature**2
-
-
-def frozen_copy(model: nn.Module) -> nn.Module:
-    """A copy of `model` in eval mode whose parameters take no gradient: a teacher."""
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
-
-
-def adam(weight_decay: float):
-    """An optimizer factory for `quality.descend`: Adam with L2 weight decay
-    added to the gradient (torch.optim.Adam's, as in the reference code)."""
-
-    def build(params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-
-    return build
 
 
 class _Plan:
@@ -233,7 +203,8 @@ def scrub(
         lr,
         probe=guard_probe(retain, seed),
         guard=guard,
-        optimizer=adam(weight_decay),
+        weight_decay=weight_decay,
+        optimizer="adam",
         schedule=schedule,
     )
     out: dict[str, Any] = {
