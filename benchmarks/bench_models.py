@@ -120,7 +120,7 @@ def main() -> None:
             ]
             print(result.table(), f"\naudit time {minutes:.1f} min", flush=True)
         sections.append(
-            table(
+            f"### {name}\n\n" + table(
                 [
                     "model",
                     "method (request)",
@@ -134,11 +134,16 @@ def main() -> None:
                 rows,
             )
         )
+        _write(sections, args.models)
+
+
+def _write(sections: list[str], models: int) -> None:
+    """Rewrite the section after every model, so a long run keeps what it finished."""
     body = "\n\n".join(
         [
             "## Methods on models the library was not tuned on (cpu)",
             f"Machine: {machine()}\nCommand: `{command()}`",
-            f"N = {args.models} models per side, each trained by the user-style function (Adam, no weight decay); "
+            f"N = {models} models per side, each trained by the user-style function (Adam, no weight decay); "
             "F against the references, next to retraining against retraining (the ceiling).",
             *sections,
         ]
