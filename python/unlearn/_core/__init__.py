@@ -15,7 +15,7 @@ from .options import (
     check_seed,
 )
 from .progress import progress, progress_bar
-from .quality import RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE, QualityWarning
+from .quality import FORGET_KEPT, RETAIN_LOSS_GROWTH, RETAIN_TOLERANCE, QualityWarning
 from .request import (
     Data,
     ForgetResult,
@@ -53,6 +53,7 @@ __all__ = [
     "OpenFraction",
     "Positive",
     "PositiveInt",
+    "FORGET_KEPT",
     "QualityWarning",
     "RETAIN_LOSS_GROWTH",
     "RETAIN_TOLERANCE",

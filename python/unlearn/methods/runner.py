@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._core import (
+    FORGET_KEPT,
     RETAIN_LOSS_GROWTH,
     RETAIN_TOLERANCE,
     Data,
@@ -97,6 +98,26 @@ def _check_sample(spec: Method, retain: Optional[Samples], classes: Optional[lis
     return retained_sample(retain, seed, CHECK_SAMPLES)
 
 
+def _forget_sample(
+    spec: Method, forget: Optional[Samples], retain: Optional[Samples], classes: Optional[list[int]], seed: int
+) -> Optional[Split]:
+    """The forget classes' samples a class request scores (CHECK_SAMPLES drawn
+    with `seed`): from the forget side when the method read the request,
+    from `retain` when it reads no data; None for sample requests."""
+    if classes is None or spec.scope == "instance":
+        return None
+    if not _reads_data(spec):
+        forget = None if retain is None else class_request(None, retain, classes)[0]
+    return retained_sample(forget, seed, CHECK_SAMPLES)
+
+
+def _forget_check(model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]]) -> Optional[dict]:
+    """Accuracy on the forget classes' checked samples before and after."""
+    if sample is None or before is None:
+        return None
+    return {"samples": len(sample), "accuracy_before": before[0], "accuracy_after": retained_scores(model, sample)[0]}
+
+
 def _reads_data(spec: Method) -> bool:
     return bool({"forget", "retain"} & set(spec.needs))
 
@@ -147,9 +168,23 @@ def _damage(report: dict[str, Any]) -> list[str]:
     return found
 
 
+def _little_forgotten(report: dict[str, Any]) -> list[str]:
+    """A class request whose forget classes kept more than FORGET_KEPT of
+    their accuracy, in words."""
+    check = report.get("forget_check")
+    if check is None or check["accuracy_after"] <= FORGET_KEPT * check["accuracy_before"]:
+        return []
+    return [
+        f"the forget classes' accuracy went from {check['accuracy_before']:.3f} to {check['accuracy_after']:.3f} on "
+        f"{check['samples']} of their samples, where a model retrained without them scores about 0: it forgot "
+        "little (too few steps or too small a learning rate for this data)"
+    ]
+
+
 def _warn(spec: Method, report: dict[str, Any], options: dict[str, Any]) -> None:
-    """A QualityWarning naming the damage and the options that control it."""
-    damage = _damage(report)
+    """A QualityWarning naming the damage, or a class request barely
+    forgotten, and the options that control it."""
+    damage = _damage(report) + _little_forgotten(report)
     if damage:
         controls = ", ".join(f"{k}={_brief(v)}" for k, v in spec.control_values(options).items())
         warnings.warn(
@@ -206,11 +241,14 @@ def forget(
         work = copy.deepcopy(model)
         sample = _check_sample(spec, retain_split, classes, seed)
         before = None if sample is None else retained_scores(work, sample)
+        gone = _forget_sample(spec, forget_split, retain_split, classes, seed)
+        gone_before = None if gone is None else retained_scores(work, gone)
         start = time.perf_counter()
         report = spec.fn(work, forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed, **options)
         seconds = time.perf_counter() - start
     _check_finite(spec, work, options)
     report["retain_check"] = _retain_check(work, sample, before)
+    report["forget_check"] = _forget_check(work, gone, gone_before)
     _warn(spec, report, options)
     if inplace:
         model.load_state_dict(work.state_dict())
