@@ -128,8 +128,8 @@ def bench_nearest_neighbor(sizes, repeats):
     from scipy.spatial import cKDTree
 
     rows = []
-    for n, d, with_cdist in sizes:
-        x = torch.rand(n, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for n, d, dtype, with_cdist in sizes:
+        x = torch.rand(n, d, generator=torch.Generator().manual_seed(1), dtype=dtype)
         ours = unlearn.ops.nearest_neighbor(x)
         t_ours = median_seconds(lambda: unlearn.ops.nearest_neighbor(x), repeats)
         xn = x.numpy()
@@ -138,6 +138,7 @@ def bench_nearest_neighbor(sizes, repeats):
         row = [
             f"{n}",
             f"{d}",
+            str(dtype).removeprefix("torch."),
             f"{t_ours:.4f}",
             f"{t_kd:.4f}",
             f"{t_kd / t_ours:.1f}x",
@@ -151,7 +152,7 @@ def bench_nearest_neighbor(sizes, repeats):
             row += ["not run (too slow)", "-", "-"]
         rows.append(row)
         print(row, flush=True)
-    header = ["n", "d", "ours (s)", "cKDTree (s)", "ours vs cKDTree", "same as cKDTree"]
+    header = ["n", "d", "dtype", "ours (s)", "cKDTree (s)", "ours vs cKDTree", "same as cKDTree"]
     return table(header + ["cdist+argmin (s)", "ours vs cdist", "same as cdist"], rows)
 
 
@@ -299,7 +300,12 @@ def main() -> None:
         ]
     else:
         select_sizes = [(500, 50)] if args.quick else [(1000, 100), (1000, 500), (2000, 100), (2000, 500)]
-        nn_sizes = [(5000, 3, True)] if args.quick else [(10_000, 3, True), (100_000, 3, False), (10_000, 32, True)]
+        f64, f32 = torch.float64, torch.float32
+        if args.quick:
+            nn_sizes = [(5000, 3, f64, True), (2000, 32, f32, True)]
+        else:
+            nn_sizes = [(10_000, 3, f64, True), (100_000, 3, f64, False)]
+            nn_sizes += [(10_000, d, dtype, True) for dtype in (f64, f32) for d in (16, 32, 64)]
         parts = [("codec_select vs the published algorithm", bench_codec_select(select_sizes, 10, 3, 3))]
         parts.append(("codec vs xicorpy", bench_codec_vs_xicorpy([2000] if args.quick else [10_000, 100_000], 3)))
         parts.append(("nearest_neighbor vs cKDTree and torch.cdist + argmin", bench_nearest_neighbor(nn_sizes, 3)))

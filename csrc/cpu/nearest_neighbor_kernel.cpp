@@ -1,4 +1,4 @@
-// nearest_neighbor on the CPU: the k-d tree or brute-force scan of
+// nearest_neighbor on the CPU: the k-d tree or dense scan of
 // cpu/neighbors.h.
 #include <ATen/ATen.h>
 #include <torch/library.h>

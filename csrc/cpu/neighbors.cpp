@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/tie_key.h"
+#include "cpu/neighbors_dense.h"
 
 namespace unlearn::cpu {
 
@@ -162,27 +163,6 @@ class KdTree {
   std::vector<Node> nodes_;
 };
 
-// Brute force with early abandoning: a partial sum above the best distance can
-// only grow, so the rest of that candidate's coordinates are skipped.
-template <typename T>
-int64_t brute_force_query(const T* points, int64_t n, int64_t d, int64_t i, uint32_t state) {
-  const T* q = points + i * d;
-  Nearest<T> best = no_neighbor<T>();
-  for (int64_t j = 0; j < n; ++j) {
-    if (j == i) continue;
-    const T* p = points + j * d;
-    T s = 0;
-    int64_t c = 0;
-    for (; c < d; ++c) {
-      const T diff = q[c] - p[c];
-      s += diff * diff;
-      if (s > best.dist) break;
-    }
-    if (c == d) best.offer(s, state, i, j);
-  }
-  return best.index;
-}
-
 }  // namespace
 
 template <typename T>
@@ -196,9 +176,7 @@ void nearest_neighbors(const T* points, int64_t n, int64_t d, int64_t seed, int6
     });
     return;
   }
-  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) out[i] = brute_force_query(points, n, d, i, state);
-  });
+  dense_nearest_neighbors(points, n, d, state, out);
 }
 
 template void nearest_neighbors<float>(const float*, int64_t, int64_t, int64_t, int64_t*);

@@ -9,8 +9,8 @@ namespace unlearn::cpu {
 // For every row i of `points` (n x d, row-major), writes to out[i] the index of
 // the nearest row j != i. Distances are sum_c (p_ic - p_jc)^2 accumulated in
 // column order; exact ties go to the smaller tie_key(seed, i, j). Uses a k-d
-// tree in low dimensions and a blocked brute-force scan otherwise; extra memory
-// is O(n d).
+// tree in low dimensions and a dense scan of all pairs, vectorised across
+// candidates, otherwise (cpu/neighbors_dense.h); extra memory is O(n d).
 template <typename scalar_t>
 void nearest_neighbors(const scalar_t* points, int64_t n, int64_t d, int64_t seed, int64_t* out);
 

@@ -3,6 +3,12 @@ bad input; and on every device against the CPU kernel and the twin."""
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from scipy.spatial import cKDTree
@@ -106,6 +112,74 @@ def test_seeds_at_the_int64_edges_and_layouts_match_twin(gen):
     for view in (x.t().contiguous().t(), torch.stack([x, x], dim=2)[:, :, 0], x[:1].expand(5, 2)):
         assert torch.equal(op(view, 3), op(view.contiguous(), 3))
         assert torch.equal(op(view, 3), reference.nearest_neighbor(view, 3))
+
+
+# The CPU's dense scan (d > 8, or n < 256) -----------------------------------------------------
+# It computes every pair once, in blocks of 4 to 32 rows (by dtype and vector width), padded.
+
+DENSE_SHAPES = [(2, 9), (3, 64), (17, 16), (33, 128), (65, 3), (255, 8), (300, 9), (1000, 33)]
+
+
+def hard_points(gen: torch.Generator, n: int, d: int, dtype: torch.dtype, kind: str) -> torch.Tensor:
+    """Points whose neighbours hinge on exact rounding and the tie rule."""
+    if kind == "ties":  # duplicates and exact ties
+        return integer_points(gen, n, d, dtype, high=3)
+    x = torch.randn(n, d, generator=gen, dtype=dtype)
+    if kind == "random":
+        return x
+    if kind == "near ties":  # every second row a copy of the one before with one coordinate one ulp away
+        x[1::2] = x[: n // 2 * 2 : 2]
+        x[1::2, 0] = torch.nextafter(x[1::2, 0], torch.tensor(float("inf"), dtype=dtype))
+        return x
+    if kind == "offset":  # coordinates far from 0, differences rounded
+        return 1e4 + 1e-3 * x
+    if kind == "tiny":  # squared differences in the subnormals or 0
+        return x * (1e-20 if dtype == torch.float32 else 1e-160)
+    # "overflow": some squared distances past the dtype's range, others not
+    x[torch.rand(n, generator=gen) < 0.5] *= 1e20 if dtype == torch.float32 else 1e160
+    return x
+
+
+HARD_KINDS = ["random", "ties", "near ties", "offset", "tiny", "overflow"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", HARD_KINDS)
+@pytest.mark.parametrize("n, d", DENSE_SHAPES)
+def test_dense_scan_matches_twin_on_hard_points(gen, dtype, kind, n, d):
+    x = hard_points(gen, n, d, dtype, kind)
+    for seed in (0, draw_seed(gen)):
+        assert torch.equal(op(x, seed), reference.nearest_neighbor(x, seed))
+
+
+_OTHER_ISA_SCRIPT = """
+import torch, unlearn
+from unlearn.ops import reference
+from tests.ops.test_nearest_neighbor import DENSE_SHAPES, HARD_KINDS, hard_points
+assert torch.backends.cpu.get_cpu_capability() == {capability!r}
+gen = torch.Generator().manual_seed({seed})
+for dtype in (torch.float32, torch.float64):
+    for kind in HARD_KINDS:
+        for n, d in DENSE_SHAPES:
+            x = hard_points(gen, n, d, dtype, kind)
+            assert torch.equal(torch.ops.unlearn.nearest_neighbor(x, 5), reference.nearest_neighbor(x, 5)), (kind, n, d)
+print("same")
+"""
+
+
+@pytest.mark.parametrize("capability", ["DEFAULT", "AVX2"])
+def test_dense_scan_with_narrower_vectors(gen, capability):
+    """The scan's vector width follows torch's CPU capability: the narrower
+    ones, chosen with ATEN_CPU_CAPABILITY in a child interpreter."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("x86 only")
+    if capability == "AVX2" and torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("no AVX2")
+    script = _OTHER_ISA_SCRIPT.format(capability=capability, seed=draw_seed(gen))
+    env = dict(os.environ, ATEN_CPU_CAPABILITY=capability.lower())
+    root = Path(__file__).parents[2]
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert run.returncode == 0 and "same" in run.stdout, run.stderr[-2000:]
 
 
 # On every device, against the CPU kernel and the twin ----------------------------------------

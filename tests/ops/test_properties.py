@@ -95,15 +95,17 @@ def sizes(small: int, large: tuple[int, ...]) -> st.SearchStrategy[int]:
 
 
 # nearest_neighbor -------------------------------------------------------------------------------
-# The CPU kernel switches to a k-d tree at n >= 256, d <= 8; the CUDA one tiles 32 points.
+# The CPU kernel switches to a k-d tree at n >= 256, d <= 8, and otherwise scans blocks of 4 to 32
+# points; the CUDA one tiles 32 points.
 
-NN_SIZES = (31, 33, 255, 256, 300)
+NN_SIZES = (15, 17, 31, 33, 255, 256, 300)
+NN_DIMS = (16, 33, 64)
 
 
 @st.composite
 def nn_inputs(draw, overflow: bool = False):
     dtype = draw(float_dtypes())
-    n, d = draw(sizes(12, NN_SIZES)), draw(st.integers(1, 10))
+    n, d = draw(sizes(12, NN_SIZES)), draw(st.one_of(st.integers(1, 10), st.sampled_from(NN_DIMS)))
     limit = torch.finfo(dtype).max / 4 if overflow else safe_limit(dtype, d)
     kinds = ("huge",) if overflow else KINDS
     x = draw(point_values(n, d, dtype, kinds=kinds, limit=limit))
