@@ -34,12 +34,11 @@ inline at::Tensor codec_from_neighbors(const Ranks& r, const at::Tensor& m, cons
   return at::scalar_tensor(ratio, R.options().dtype(at::kDouble)).to(dtype);
 }
 
-// codec(y, z, x): T(y, z | x), or T(y, z) when x is absent, with the
-// neighbours from a backend's exact search `neighbors(points, seed)`.
+// codec(y, z, x): T(y, z | x), or T(y, z) when x is absent, from the max-ranks
+// of y and the neighbours from a backend's exact search `neighbors(points, seed)`.
 template <typename Neighbors>
-at::Tensor codec_with(const at::Tensor& y, const at::Tensor& z, const std::optional<at::Tensor>& x, int64_t seed,
+at::Tensor codec_with(const Ranks& ranks, const at::Tensor& z, const std::optional<at::Tensor>& x, int64_t seed,
                       const Neighbors& neighbors) {
-  const Ranks ranks = max_ranks(y);
   // Joint space (x, z): x's columns first, the order the distances are summed in.
   const auto joint = x.has_value() ? at::cat({*x, z}, 1) : z;
   const auto m = neighbors(joint, seed);

@@ -6,9 +6,9 @@
 #include <limits>
 #include <vector>
 
-#include "common/ranks.h"
 #include "common/tie_key.h"
 #include "cpu/codec_rows.h"
+#include "cpu/ranks.h"
 #include "ops/codec_select.h"
 
 namespace unlearn {
@@ -68,7 +68,7 @@ template <typename T>
 void select_columns(const at::Tensor& y, const at::Tensor& features, int64_t max_select, bool stop_early, int64_t seed,
                     int64_t max_cache_bytes, at::Tensor& order, at::Tensor& scores) {
   const int64_t n = features.size(0), p = features.size(1);
-  const Ranks ranks = max_ranks(y);
+  const Ranks ranks = cpu::max_ranks(y);
   const auto R_t = ranks.up.contiguous();
   const auto L_t = ranks.down.contiguous();
   const int64_t* R = R_t.data_ptr<int64_t>();

@@ -5,9 +5,9 @@
 
 #include <vector>
 
-#include "common/ranks.h"
 #include "common/tie_key.h"
 #include "cpu/codec_rows.h"
+#include "cpu/ranks.h"
 #include "ops/codec_step.h"
 
 namespace unlearn {
@@ -44,7 +44,7 @@ std::tuple<at::Tensor, at::Tensor> codec_step_cpu(const at::Tensor& y, const at:
                                                   const at::Tensor& selected, int64_t row_begin, int64_t row_end,
                                                   int64_t seed, const std::optional<at::Tensor>& cache) {
   check_codec_step(y, candidates, selected, row_begin, row_end, cache);
-  const auto R = max_ranks(y).up.contiguous();
+  const auto R = cpu::max_ranks(y).up.contiguous();
   auto num = at::zeros({candidates.size(1)}, candidates.options().dtype(at::kLong));
   auto self = at::zeros({}, candidates.options().dtype(at::kLong));
   AT_DISPATCH_FLOATING_TYPES(candidates.scalar_type(), "codec_step_cpu", [&] {

@@ -14,7 +14,8 @@ namespace {
 at::Tensor codec_cuda(const at::Tensor& y, const at::Tensor& z, const std::optional<at::Tensor>& x, int64_t seed) {
   check_codec(y, z, x);
   const c10::cuda::CUDAGuard guard(z.device());
-  return codec_with(y, z, x, seed, [](const at::Tensor& points, int64_t s) { return nearest_neighbors(points, s); });
+  return codec_with(max_ranks(y), z, x, seed,
+                    [](const at::Tensor& points, int64_t s) { return nearest_neighbors(points, s); });
 }
 
 }  // namespace

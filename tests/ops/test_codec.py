@@ -75,6 +75,23 @@ def test_ties_are_finite_seeded_and_seed_dependent(gen):
     assert len(set(values.values())) > 1  # ties decide, so seeds differ
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ranks_of_tied_signed_zero_and_wide_responses_match_twin(gen, dtype):
+    """The CPU ranks (a radix sort of the values' bits) against the twin's
+    sort and binary searches: ties, -0.0 beside +0.0 (equal values, one
+    group), negative values, and magnitudes from 2^-60 to 2^60."""
+    n = 3000
+    z = torch.randn(n, 2, generator=gen, dtype=dtype)
+    tied = torch.randint(-3, 4, (n,), generator=gen).to(dtype)
+    tied[::7] = -0.0
+    wide = torch.randn(n, generator=gen, dtype=torch.float64) * torch.exp2(torch.randint(-60, 61, (n,), generator=gen))
+    wide[1::11] = wide[::11][: len(wide[1::11])]  # ties
+    for y in (tied, wide.to(dtype), torch.cat([tied[: n // 2], wide[n // 2 :].to(dtype)])):
+        seed = draw_seed(gen)
+        assert float(op(y, z, None, seed)) == float(reference.codec(y, z, None, seed))
+        assert float(op(y, z, z[:, :1], seed)) == float(reference.codec(y, z, z[:, :1], seed))
+
+
 def test_numpy_and_integer_response_accepted(gen):
     z = torch.randn(300, generator=gen, dtype=torch.float64)
     y = (z > 0).long()

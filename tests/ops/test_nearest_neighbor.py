@@ -29,6 +29,37 @@ def test_matches_twin_on_random_points(gen, dtype, n, d):
     assert torch.equal(op(x, seed), reference.nearest_neighbor(x, seed))
 
 
+def tree_points(gen: torch.Generator, kind: str, n: int, d: int, dtype: torch.dtype) -> torch.Tensor:
+    """Points that stress the k-d tree: ties on a grid, tight clusters with
+    exact duplicates, signed zeros, and columns a million times apart in scale."""
+    if kind == "grid":
+        return integer_points(gen, n, d, dtype, high=3)
+    if kind == "clusters":
+        centres = torch.randn(7, d, generator=gen, dtype=torch.float64) * 100
+        x = centres[torch.randint(0, 7, (n,), generator=gen)] + torch.randn(n, d, generator=gen).double() * 1e-3
+        x[2::3] = x[1::3][: len(x[2::3])]  # exact duplicates
+        return x.to(dtype)
+    if kind == "signed_zeros":
+        x = torch.randint(-1, 2, (n, d), generator=gen).to(dtype)
+        x[x == 0] = torch.where(torch.rand(int((x == 0).sum()), generator=gen) < 0.5, -0.0, 0.0).to(dtype)
+        return x
+    scale = torch.logspace(-3, 3, d, dtype=torch.float64)
+    return (torch.randn(n, d, generator=gen, dtype=torch.float64) * scale).to(dtype)
+
+
+# The k-d tree (d <= 8, n >= 256) in every dimension it is compiled for, at
+# sizes on both sides of where its leaves (12 to 25 points) go one level
+# deeper, against the dense twin: the same neighbours, ties included.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d", range(1, 9))
+@pytest.mark.parametrize("kind", ["grid", "clusters", "signed_zeros", "scales"])
+def test_tree_matches_twin(gen, dtype, d, kind):
+    for n in (255, 256, 399, 400, 799, 800, 1601):
+        x = tree_points(gen, kind, n, d, dtype)
+        seed = draw_seed(gen)
+        assert torch.equal(op(x, seed), reference.nearest_neighbor(x, seed)), (n, seed)
+
+
 @pytest.mark.parametrize("n, d", [(2000, 2), (600, 12)])
 def test_matches_twin_on_tied_integer_points(gen, n, d):
     x = torch.randint(0, 4, (n, d), generator=gen).double()
