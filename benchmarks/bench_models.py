@@ -120,7 +120,8 @@ def main() -> None:
             ]
             print(result.table(), f"\naudit time {minutes:.1f} min", flush=True)
         sections.append(
-            f"### {name}\n\n" + table(
+            f"### {name}\n\n"
+            + table(
                 [
                     "model",
                     "method (request)",
