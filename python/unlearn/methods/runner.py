@@ -89,26 +89,19 @@ def _check_finite(spec: Method, model: nn.Module, options: dict[str, Any]) -> No
         )
 
 
-def _check_sample(spec: Method, retain: Optional[Samples], classes: Optional[list[int]], seed: int) -> Optional[Split]:
-    """The retained samples the check scores: CHECK_SAMPLES of `retain` drawn
-    with `seed`, without the forget classes' samples of a class request
-    (still in `retain` when the method reads no data)."""
-    if retain is not None and classes is not None and spec.scope != "instance" and not _reads_data(spec):
-        retain = class_request(None, retain, classes)[1]
-    return retained_sample(retain, seed, CHECK_SAMPLES)
-
-
-def _forget_sample(
+def _check_samples(
     spec: Method, forget: Optional[Samples], retain: Optional[Samples], classes: Optional[list[int]], seed: int
-) -> Optional[Split]:
-    """The forget classes' samples a class request scores (CHECK_SAMPLES drawn
-    with `seed`): from the forget side when the method read the request,
-    from `retain` when it reads no data; None for sample requests."""
+) -> tuple[Optional[Split], Optional[Split]]:
+    """The samples `forget()` scores before and after the method, up to
+    CHECK_SAMPLES of each drawn with `seed`: retained ones, without the forget
+    classes' samples of a class request, and those forget classes' samples
+    (None for a sample request). A method that reads no data leaves the
+    classes' samples in `retain`; they are split off here."""
     if classes is None or spec.scope == "instance":
-        return None
+        return retained_sample(retain, seed, CHECK_SAMPLES), None
     if not _reads_data(spec):
-        forget = None if retain is None else class_request(None, retain, classes)[0]
-    return retained_sample(forget, seed, CHECK_SAMPLES)
+        forget, retain = (None, None) if retain is None else class_request(None, retain, classes)
+    return retained_sample(retain, seed, CHECK_SAMPLES), retained_sample(forget, seed, CHECK_SAMPLES)
 
 
 def _forget_check(model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]]) -> Optional[dict]:
@@ -239,9 +232,8 @@ def forget(
     with seeded_rng(seed, model_device(model)):
         forget_split, retain_split, classes = _request(spec, model, forget, retain, forget_classes)
         work = copy.deepcopy(model)
-        sample = _check_sample(spec, retain_split, classes, seed)
+        sample, gone = _check_samples(spec, forget_split, retain_split, classes, seed)
         before = None if sample is None else retained_scores(work, sample)
-        gone = _forget_sample(spec, forget_split, retain_split, classes, seed)
         gone_before = None if gone is None else retained_scores(work, gone)
         start = time.perf_counter()
         report = spec.fn(work, forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed, **options)
