@@ -1,7 +1,9 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
 from unlearn import Split, curvature, models
+from unlearn.units import Selection, Units
 
 
 def test_diagonal_fisher_matches_a_loop_over_samples(gen):
@@ -18,3 +20,84 @@ def test_diagonal_fisher_matches_a_loop_over_samples(gen):
     assert fisher.keys() == expected.keys()
     for name in expected:
         torch.testing.assert_close(fisher[name], expected[name], rtol=1e-10, atol=1e-14)
+
+
+def _gauss_newton(model, selection, x):
+    """mean_i J_i^T (diag p_i - p_i p_i^T) J_i, one sample at a time."""
+    forward, v = curvature.restricted_forward(model, selection)
+    total = torch.zeros(v.numel(), v.numel(), dtype=torch.float64)
+    for row in x.split(1):
+        j = torch.autograd.functional.jacobian(lambda w, row=row: forward(w, row)[0], v).double()
+        p = torch.softmax(forward(v, row)[0].double(), dim=0)
+        total += j.T @ (torch.diag(p) - torch.outer(p, p)) @ j
+    return total / len(x)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("dense", [True, False])
+def test_expected_fisher_is_the_gauss_newton_matrix(gen, dtype, tol, dense):
+    model = models.build("cnn").to(dtype).eval()
+    units = Units(model)
+    selection = Selection.from_columns(units, [0, 5, units.columns - 1])
+    x = torch.randn(70, 1, 8, 8, generator=gen, dtype=dtype)  # two batches of the pass, the second partial
+    y = torch.randint(0, 10, (70,), generator=gen)
+    d = selection.size(model)
+    block, low_rank = curvature.expected_fisher(model, selection, Split(x, y), d * d * 8 if dense else 1 << 40)
+    expected = _gauss_newton(model, selection, x)
+    assert low_rank is False  # fits either way; the factor is tested below
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(block, expected, rtol=0, atol=tol * scale)
+
+
+def test_expected_fisher_factor_gives_the_same_matrix(gen):
+    model = models.build("mlp").double().eval()
+    selection = Selection.from_columns(Units(model), [1, 2])
+    x = torch.randn(20, 1, 8, 8, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (20,), generator=gen)
+    d = selection.size(model)
+    factor, low_rank = curvature.expected_fisher(model, selection, Split(x, y), d * d * 8 - 1)
+    assert low_rank is True and factor.shape == (200, d)  # C = 10 rows per sample, all of them fit
+    expected = _gauss_newton(model, selection, x)
+    torch.testing.assert_close(
+        factor.T @ factor / len(factor), expected, rtol=0, atol=1e-12 * float(expected.abs().max())
+    )
+
+
+class _Shared(torch.nn.Module):
+    """One Linear layer called twice per forward: its Jacobian is not one
+    Kronecker product per sample, so the general form must be taken."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = torch.nn.Linear(10, 10)
+        self.head = torch.nn.Linear(64, 10, bias=False)
+
+    def forward(self, x):
+        return self.inner(torch.tanh(self.inner(self.head(x.flatten(1)))))
+
+
+@pytest.mark.parametrize(
+    "build, pick, kronecker",
+    [
+        (lambda: models.build("mlp"), lambda u: [0, 3, u.columns - 2, u.columns - 1], True),  # two Linear layers
+        (lambda: models.build("cnn"), lambda u: [u.columns - 4, u.columns - 1], True),  # the head of a CNN
+        (lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10, bias=False)), lambda u: [2, 7], True),
+        (_Shared, lambda u: [1, 12], False),
+    ],
+)
+def test_expected_fisher_of_linear_layers_is_the_gauss_newton_matrix(gen, build, pick, kronecker):
+    torch.manual_seed(0)
+    model = build().double().eval()
+    units = Units(model)
+    selection = Selection.from_columns(units, pick(units))
+    x = torch.randn(70, 1, 8, 8, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (70,), generator=gen)
+    d = selection.size(model)
+    block, low_rank = curvature.expected_fisher(model, selection, Split(x, y), d * d * 8)
+    expected = _gauss_newton(model, selection, x)
+    assert low_rank is False
+    torch.testing.assert_close(block, expected, rtol=0, atol=1e-10 * float(expected.abs().max()))
+    _, v = curvature.restricted_forward(model, selection)
+    assert (curvature._linear_gram(model, selection, Split(x, y), v) is not None) == kronecker
+    # the layers are left as they were: no hook stays behind
+    assert all(not m._forward_hooks for m in model.modules())

@@ -5,7 +5,8 @@ finite-difference estimate from two checkpoints."""
 
 from __future__ import annotations
 
-from typing import Callable
+from functools import partial
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -60,12 +61,20 @@ def expected_fisher(
     i's logits. It is built from rows sqrt(C p_ic) (J_ic - p_i^T J_i), C per
     sample, so it has rank up to samples x (C - 1), where one label drawn per
     sample gives at most samples. Returns (H, False), H dense in float64, when
-    d_S^2 doubles fit in `max_bytes`; else (U, True), the rows as a factor
-    (H = U^T U / rows), as many as fit in `max_bytes`."""
+    d_S^2 doubles fit in `max_bytes` (from `_linear_gram` when every selected
+    block is in a Linear layer); else (U, True), the rows as a factor
+    (H = U^T U / rows), as many as fit in `max_bytes`. Each batch's Gram
+    matrix is formed in the rows' dtype (as accurate as the Jacobians they
+    come from; float32 halves the time of this, the costliest part) and
+    summed over batches in float64."""
     forward, v = restricted_forward(model, selection)
-    jacobian = vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))
     d = v.numel()
     dense = d * d * 8 <= max_bytes
+    if dense:
+        gram = _linear_gram(model, selection, samples, v)
+        if gram is not None:
+            return gram, False
+    jacobian = vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))
     gram = torch.zeros(d, d, dtype=torch.float64, device=v.device) if dense else None
     rows, count, room = [], 0, max(1, max_bytes // (4 * d))
     for x, _ in samples.batches(64):
@@ -76,7 +85,7 @@ def expected_fisher(
         part = ((p * p.shape[1]).sqrt()[:, :, None] * centred).reshape(-1, d)
         count += len(part)
         if gram is not None:
-            gram += part.double().T @ part.double()
+            gram += (part.T @ part).double()
         else:
             rows.append(part[: room - sum(len(r) for r in rows)])
             if sum(len(r) for r in rows) >= room:
@@ -84,6 +93,115 @@ def expected_fisher(
     if gram is not None:
         return gram / count, False
     return torch.cat(rows), True
+
+
+def _linear_gram(
+    model: nn.Module, selection: Selection, samples: Samples, v: torch.Tensor, chunk_elements: int = 1 << 24
+) -> Optional[torch.Tensor]:
+    """The Gauss-Newton matrix of `expected_fisher` when every selected block
+    is in an nn.Linear layer called once per forward on (batch, in) inputs
+    (None otherwise). There sample i's Jacobian of the logits w.r.t. layer
+    l's selected rows is G_il (x) [a_il, 1]: G_il the Jacobian w.r.t. the
+    layer's selected outputs, a_il its input. So block (l, m) of H is
+    mean_i M_ilm (x) [a_il, 1][a_im, 1]^T with M_ilm = G_il^T (diag p_i -
+    p_i p_i^T) G_im, which costs C times fewer operations than the C rows a
+    sample of the general form. One pass gathers a_il and the centred G_il
+    (sizes of a layer's input and outputs per sample); the blocks follow as
+    GEMMs over all the samples."""
+    modules = dict(model.named_modules())
+    layers = [(name, modules[name], rows) for name, rows in selection.rows.items()]
+    if any(type(module) is not nn.Linear for _, module, _ in layers):
+        return None
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in layers}
+
+    def hook(module, args, output, name):
+        shift = torch.zeros_like(output, requires_grad=True)
+        seen[name].append(args[0].detach())
+        seen[name].append(shift)
+        return output + shift
+
+    inputs: list[list[torch.Tensor]] = [[] for _ in layers]
+    centred: list[list[torch.Tensor]] = [[] for _ in layers]  # sqrt(p_ic) (G_ic - p_i^T G_i)
+    handles = [module.register_forward_hook(partial(hook, name=name)) for name, module, _ in layers]
+    try:
+        for x, _ in samples.batches(64):
+            for found in seen.values():
+                found.clear()
+            with torch.enable_grad():
+                logits = model(x)
+            if any(len(found) != 2 or found[0].dim() != 2 for found in seen.values()):
+                return None
+            p = torch.softmax(logits.detach().double(), dim=1)
+            classes = torch.eye(p.shape[1], dtype=logits.dtype, device=logits.device)
+            grads = torch.autograd.grad(
+                logits,
+                [seen[name][1] for name, _, _ in layers],
+                grad_outputs=classes[:, None, :].expand(-1, len(x), -1),
+                is_grads_batched=True,
+            )
+            for i, ((name, module, rows), g) in enumerate(zip(layers, grads)):
+                g = g.permute(1, 0, 2)[:, :, rows.to(g.device)].double()  # (batch, C, S_l)
+                u = p.sqrt()[:, :, None] * (g - torch.einsum("bc,bcs->bs", p, g)[:, None, :])
+                centred[i].append(u)
+                inputs[i].append(_with_bias(seen[name][0], module))
+    finally:
+        for handle in handles:
+            handle.remove()
+    a = [torch.cat(parts).to(v.dtype) for parts in inputs]
+    u = [torch.cat(parts) for parts in centred]
+    count = len(a[0])
+    gram = torch.zeros(v.numel(), v.numel(), dtype=torch.float64, device=v.device)
+    offsets = _layer_offsets(model, selection)
+    for first, (index, layer_a, layer_u) in enumerate(zip(offsets, a, u)):
+        for second in range(first, len(layers)):
+            m = torch.einsum("ics,ict->ist", layer_u, u[second]).to(v.dtype)
+            block = _kronecker_sum(m, layer_a, a[second], chunk_elements).double() / count
+            gram[index[:, None], offsets[second][None, :]] = block
+            gram[offsets[second][:, None], index[None, :]] = block.T
+    return gram
+
+
+def _with_bias(inputs: torch.Tensor, module: nn.Linear) -> torch.Tensor:
+    """The layer's inputs with a column of ones for its bias, if it has one."""
+    if module.bias is None:
+        return inputs
+    return torch.cat([inputs, torch.ones_like(inputs[:, :1])], dim=1)
+
+
+def _kronecker_sum(m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk_elements: int) -> torch.Tensor:
+    """sum_i m_i (x) a_i b_i^T as an (S a, T b) matrix, row (s, k), column
+    (t, l): for each s, a^T times the rows m_is (x) b_i, one GEMM over all the
+    samples (in chunks of at most `chunk_elements` entries of those rows)."""
+    n, s, t = m.shape
+    ka, kb = a.shape[1], b.shape[1]
+    total = torch.zeros(s, ka, t * kb, dtype=m.dtype, device=m.device)
+    step = max(1, chunk_elements // (t * kb))
+    for start in range(0, n, step):
+        rows, part = b[start : start + step], m[start : start + step]
+        for row in range(s):
+            scaled = (part[:, row, :, None] * rows[:, None, :]).reshape(len(rows), t * kb)
+            total[row] += a[start : start + step].T @ scaled
+    return total.view(s * ka, t * kb)
+
+
+def _layer_offsets(model: nn.Module, selection: Selection) -> list[torch.Tensor]:
+    """For each selected Linear layer, the positions in the flat vector of
+    `Selection.gather` of its entries in (row, input, then bias) order."""
+    params = dict(model.named_parameters())
+    positions: dict[str, torch.Tensor] = {}
+    offset = 0
+    for name, rows in selection.parameters():
+        size = int(params[name][rows].numel())
+        positions[name] = torch.arange(offset, offset + size).view(len(rows), -1)
+        offset += size
+    out = []
+    for layer in selection.rows:
+        prefix = f"{layer}." if layer else ""
+        parts = [positions[prefix + "weight"]]
+        if prefix + "bias" in positions:
+            parts.append(positions[prefix + "bias"])
+        out.append(torch.cat(parts, dim=1).reshape(-1).to(params[prefix + "weight"].device))
+    return out
 
 
 def mean_gradient(model: nn.Module, selection: Selection, samples: Samples, batch_size: int = 512) -> torch.Tensor:
