@@ -1,0 +1,122 @@
+"""The methods where users run them: every method against retraining with the
+model and data on one device (the digits CNN and a ResNet-18 at CIFAR shape,
+one class and 10 random samples), and one L-CODEC request on a full-width
+ResNet-18 (4810 units, 1000 perturbed copies), stage by stage. Synthetic
+CIFAR-shaped data: a cost measurement, not a quality claim.
+
+    python benchmarks/bench_gpu_methods.py [--device cuda] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import unlearn
+from bench_models import _cifar_shaped
+from common import command, machine, table, write_section
+from unlearn.methods import applicable, describe, forget
+from unlearn.models import ResNet18
+
+EPOCHS = {"resnet18": 4}  # retraining (and the fine-tuning baselines) on the synthetic set
+
+
+def _seconds(fn, device: torch.device) -> tuple[float, object]:
+    """Wall time of one call, the device synchronised on both sides."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, out
+
+
+def _task(name: str, device: torch.device, quick: bool):
+    if name == "digits-cnn":
+        data = unlearn.digits()
+        model, train = unlearn.train("cnn"), (data.train.inputs, data.train.labels)
+    else:
+        train = _cifar_shaped(500 if quick else 5000, 1)
+        model = ResNet18(width=16 if quick else 64)
+        unlearn.training.fit(
+            model.to(device),
+            unlearn.Split(train[0].to(device), train[1].to(device)),
+            epochs=1 if quick else EPOCHS[name],
+            lr=0.05,
+            weight_decay=5e-4,
+            batch_size=128,
+            seed=0,
+        )
+    return model.to(device).eval(), (train[0].to(device), train[1].to(device))
+
+
+def method_rows(name: str, device: torch.device, quick: bool) -> list[list[str]]:
+    model, (x, y) = _task(name, device, quick)
+    rows = []
+    for kind in ("class", "instance"):
+        if kind == "class":
+            keep = y != 3
+            request = {"forget": (x[~keep], y[~keep]), "forget_classes": [3]}
+        else:
+            keep = torch.ones_like(y, dtype=torch.bool)
+            keep[:10] = False
+            request = {"forget": (x[:10], y[:10])}
+        request["retain"] = (x[keep], y[keep])
+        options = {"epochs": EPOCHS[name]} if name in EPOCHS else {}
+        base, _ = _seconds(lambda: forget(model, "retrain", seed=0, **request, **options), device)
+        for method in applicable(kind):
+            if method == "retrain" or "mnemonic_codes" in describe(method)["needs"]:
+                continue
+            extra = options if method in ("finetune", "neggrad_plus", "random_label") else {}
+            seconds, _ = _seconds(lambda: forget(model, method, seed=0, **request, **extra), device)
+            rows.append([name, f"{kind} ({'class 3' if kind == 'class' else '10 samples'})", method,
+                         f"{base:.2f}", f"{seconds:.3f}", f"{base / seconds:.1f}x"])  # fmt: skip
+    return rows
+
+
+def lcodec_rows(device: torch.device, quick: bool) -> list[list[str]]:
+    model, (x, y) = _task("resnet18", device, quick)
+    units = unlearn.units.Units(model).columns
+    copies = 100 if quick else 1000
+    request = dict(forget=(x[:1], y[:1]), retain=(x[1:], y[1:]), perturbations=copies, max_select=16)
+    forget(model, "lcodec", seed=0, **request)  # warm-up
+    seconds, result = _seconds(lambda: forget(model, "lcodec", seed=0, **request), device)
+    timings = result.report["timings"]
+    stages = ", ".join(f"{stage} {t:.3f}" for stage, t in timings.items())
+    picked = len(result.report["per_sample_columns"][0])
+    return [[f"{units} units, {copies} copies", f"{timings['select']:.3f}", f"{seconds:.2f}", f"{picked}", stages]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    rows = method_rows("digits-cnn", device, args.quick) + method_rows("resnet18", device, args.quick)
+    body = "\n".join(
+        [
+            f"## Methods on the {device.type.upper()}",
+            "",
+            f"Machine: {machine(device.type)}",
+            f"Command: `{command()}`",
+            "",
+            table(["model", "request", "method", "retrain (s)", "method (s)", "vs retrain"], rows),
+            "",
+            "One L-CODEC request on a ResNet-18 (one forget sample, at most 16 picks):",
+            "",
+            table(
+                ["size", "unit selection (s)", "request (s)", "picks", "stages (s)"], lcodec_rows(device, args.quick)
+            ),
+            "",
+        ]
+    )
+    print(body, flush=True)
+    write_section(f"bench_gpu_methods:{device.type}" + (":quick" if args.quick else ""), body)
+
+
+if __name__ == "__main__":
+    main()
