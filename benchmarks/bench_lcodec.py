@@ -104,11 +104,15 @@ def bench_samples(model, data, k, repeats):
     the k samples share one perturbed forward pass, and the Newton step is
     taken once on the union of their blocks."""
     retain = unlearn.Split(data.train.inputs[k:], data.train.labels[k:])
-    one = lambda: forget(  # noqa: E731
-        model, "lcodec", forget=(data.train.inputs[:1], data.train.labels[:1]), retain=retain, seed=0, **OPTIONS
+    one = (
+        lambda: forget(  # noqa: E731
+            model, "lcodec", forget=(data.train.inputs[:1], data.train.labels[:1]), retain=retain, seed=0, **OPTIONS
+        )
     )
-    many = lambda: forget(  # noqa: E731
-        model, "lcodec", forget=(data.train.inputs[:k], data.train.labels[:k]), retain=retain, seed=0, **OPTIONS
+    many = (
+        lambda: forget(  # noqa: E731
+            model, "lcodec", forget=(data.train.inputs[:k], data.train.labels[:k]), retain=retain, seed=0, **OPTIONS
+        )
     )
     report = many().report
     t_one, t_many = median_seconds(one, repeats), median_seconds(many, repeats)
