@@ -8,6 +8,7 @@ against a dense solve. Medians of repeated runs, side by side.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -104,16 +105,12 @@ def bench_samples(model, data, k, repeats):
     the k samples share one perturbed forward pass, and the Newton step is
     taken once on the union of their blocks."""
     retain = unlearn.Split(data.train.inputs[k:], data.train.labels[k:])
-    one = (
-        lambda: forget(  # noqa: E731
-            model, "lcodec", forget=(data.train.inputs[:1], data.train.labels[:1]), retain=retain, seed=0, **OPTIONS
-        )
-    )
-    many = (
-        lambda: forget(  # noqa: E731
-            model, "lcodec", forget=(data.train.inputs[:k], data.train.labels[:k]), retain=retain, seed=0, **OPTIONS
-        )
-    )
+
+    def request(samples):
+        inputs, labels = data.train.inputs[:samples], data.train.labels[:samples]
+        return forget(model, "lcodec", forget=(inputs, labels), retain=retain, seed=0, **OPTIONS)
+
+    one, many = partial(request, 1), partial(request, k)
     report = many().report
     t_one, t_many = median_seconds(one, repeats), median_seconds(many, repeats)
     stages = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in report["timings"].items() if seconds >= 0.01)

@@ -155,7 +155,7 @@ def _linear_gram(
     for first, (index, layer_a, layer_u) in enumerate(zip(offsets, a, u)):
         for second in range(first, len(layers)):
             m = torch.einsum("ics,ict->ist", layer_u, u[second]).to(v.dtype)
-            block = _kronecker_sum(m, layer_a, a[second], chunk_elements).double() / count
+            block = _kronecker_sum(m, layer_a, a[second], chunk_elements, second == first).double() / count
             gram[index[:, None], offsets[second][None, :]] = block
             gram[offsets[second][:, None], index[None, :]] = block.T
     return gram
@@ -168,19 +168,28 @@ def _with_bias(inputs: torch.Tensor, module: nn.Linear) -> torch.Tensor:
     return torch.cat([inputs, torch.ones_like(inputs[:, :1])], dim=1)
 
 
-def _kronecker_sum(m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk_elements: int) -> torch.Tensor:
+def _kronecker_sum(
+    m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk_elements: int, symmetric: bool = False
+) -> torch.Tensor:
     """sum_i m_i (x) a_i b_i^T as an (S a, T b) matrix, row (s, k), column
     (t, l): for each s, a^T times the rows m_is (x) b_i, one GEMM over all the
-    samples (in chunks of at most `chunk_elements` entries of those rows)."""
+    samples (in chunks of at most `chunk_elements` entries of those rows).
+    With `symmetric` (b is a and every m_i symmetric) only the blocks t >= s
+    are computed and the others are their transposes."""
     n, s, t = m.shape
     ka, kb = a.shape[1], b.shape[1]
-    total = torch.zeros(s, ka, t * kb, dtype=m.dtype, device=m.device)
+    total = torch.zeros(s, ka, t, kb, dtype=m.dtype, device=m.device)
     step = max(1, chunk_elements // (t * kb))
     for start in range(0, n, step):
         rows, part = b[start : start + step], m[start : start + step]
         for row in range(s):
-            scaled = (part[:, row, :, None] * rows[:, None, :]).reshape(len(rows), t * kb)
-            total[row] += a[start : start + step].T @ scaled
+            first = row if symmetric else 0
+            scaled = (part[:, row, first:, None] * rows[:, None, :]).reshape(len(rows), (t - first) * kb)
+            total[row, :, first:] += (a[start : start + step].T @ scaled).view(ka, t - first, kb)
+    if symmetric:
+        for row in range(s):
+            for column in range(row):
+                total[row, :, column] = total[column, :, row].T
     return total.view(s * ka, t * kb)
 
 
