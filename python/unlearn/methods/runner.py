@@ -177,11 +177,12 @@ def _little_forgotten(report: dict[str, Any]) -> list[str]:
 def _warn(spec: Method, report: dict[str, Any], options: dict[str, Any]) -> None:
     """A QualityWarning naming the damage, or a class request barely
     forgotten, and the options that control it."""
-    damage = _damage(report) + _little_forgotten(report)
-    if damage:
+    damage, little = _damage(report), _little_forgotten(report)
+    if damage or little:
         controls = ", ".join(f"{k}={_brief(v)}" for k, v in spec.control_values(options).items())
+        what = "the damage" if damage else "how much it forgets"
         warnings.warn(
-            f"{spec.name}: {'; '.join(damage)}. Options that control the damage: {controls or 'none declared'} "
+            f"{spec.name}: {'; '.join(damage + little)}. Options that control {what}: {controls or 'none declared'} "
             f"(unlearn.methods.describe({spec.name!r}))",
             QualityWarning,
             stacklevel=3,
