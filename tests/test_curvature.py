@@ -83,21 +83,39 @@ class _Shared(torch.nn.Module):
         (lambda: models.build("cnn"), lambda u: [u.columns - 4, u.columns - 1], True),  # the head of a CNN
         (lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10, bias=False)), lambda u: [2, 7], True),
         (_Shared, lambda u: [1, 12], False),
+        (lambda: models.build("cnn"), lambda u: [0, u.columns - 1], False),  # a convolution too
     ],
 )
-def test_expected_fisher_of_linear_layers_is_the_gauss_newton_matrix(gen, build, pick, kronecker):
+def test_the_kronecker_factor_is_the_gauss_newton_matrix(gen, build, pick, kronecker):
     torch.manual_seed(0)
     model = build().double().eval()
-    units = Units(model)
-    selection = Selection.from_columns(units, pick(units))
+    selection = Selection.from_columns(Units(model), pick(Units(model)))
     x = torch.randn(70, 1, 8, 8, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 10, (70,), generator=gen)
-    d = selection.size(model)
-    block, low_rank = curvature.expected_fisher(model, selection, Split(x, y), d * d * 8)
+    factor = curvature.kronecker_factor(model, selection, Split(x, y))
+    assert all(not m._forward_hooks for m in model.modules())  # no hook stays behind
+    assert (factor is not None) == kronecker
+    if factor is None:
+        return
     expected = _gauss_newton(model, selection, x)
-    assert low_rank is False
-    torch.testing.assert_close(block, expected, rtol=0, atol=1e-10 * float(expected.abs().max()))
-    _, v = curvature.restricted_forward(model, selection)
-    assert (curvature._linear_gram(model, selection, Split(x, y), v) is not None) == kronecker
-    # the layers are left as they were: no hook stays behind
-    assert all(not m._forward_hooks for m in model.modules())
+    d = len(expected)
+    columns = torch.stack([factor @ e for e in torch.eye(d, dtype=torch.float64)], dim=1)
+    atol = 1e-10 * float(expected.abs().max())
+    torch.testing.assert_close(columns, expected, rtol=0, atol=atol)
+    torch.testing.assert_close(factor.diagonal(), expected.diagonal(), rtol=0, atol=atol)
+    g = torch.randn(d, generator=gen, dtype=torch.float64)
+    damping = float(expected.diagonal().mean())
+    solution, info = factor.solve(g, damping)
+    direct = torch.linalg.solve(expected + damping * torch.eye(d, dtype=torch.float64), g)
+    assert info["residual"] <= 1e-10 and 0 < info["steps"] <= 10 * d
+    torch.testing.assert_close(solution, direct, rtol=0, atol=1e-8 * float(direct.abs().max()))
+
+
+def test_conjugate_gradients_report_a_damping_too_small_to_converge(gen):
+    model = models.build("mlp").double().eval()
+    selection = Selection.from_columns(Units(model), list(range(Units(model).columns - 10, Units(model).columns)))
+    x = torch.randn(30, 1, 8, 8, generator=gen, dtype=torch.float64)
+    factor = curvature.kronecker_factor(model, selection, Split(x, torch.zeros(30, dtype=torch.long)))
+    g = torch.randn(len(factor.diagonal()), generator=gen, dtype=torch.float64)
+    _, info = factor.solve(g, 1e-300, tolerance=1e-15)  # singular: 30 x 9 rows for 650 entries
+    assert info["steps"] == 10 * len(g) and info["residual"] > 1e-15

@@ -5,6 +5,7 @@ finite-difference estimate from two checkpoints."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Optional
 
@@ -61,8 +62,7 @@ def expected_fisher(
     i's logits. It is built from rows sqrt(C p_ic) (J_ic - p_i^T J_i), C per
     sample, so it has rank up to samples x (C - 1), where one label drawn per
     sample gives at most samples. Returns (H, False), H dense in float64, when
-    d_S^2 doubles fit in `max_bytes` (from `_linear_gram` when every selected
-    block is in a Linear layer); else (U, True), the rows as a factor
+    d_S^2 doubles fit in `max_bytes`; else (U, True), the rows as a factor
     (H = U^T U / rows), as many as fit in `max_bytes`. Each batch's Gram
     matrix is formed in the rows' dtype (as accurate as the Jacobians they
     come from; float32 halves the time of this, the costliest part) and
@@ -70,10 +70,6 @@ def expected_fisher(
     forward, v = restricted_forward(model, selection)
     d = v.numel()
     dense = d * d * 8 <= max_bytes
-    if dense:
-        gram = _linear_gram(model, selection, samples, v)
-        if gram is not None:
-            return gram, False
     jacobian = vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))
     gram = torch.zeros(d, d, dtype=torch.float64, device=v.device) if dense else None
     rows, count, room = [], 0, max(1, max_bytes // (4 * d))
@@ -95,19 +91,69 @@ def expected_fisher(
     return torch.cat(rows), True
 
 
-def _linear_gram(
-    model: nn.Module, selection: Selection, samples: Samples, v: torch.Tensor, chunk_elements: int = 1 << 24
-) -> Optional[torch.Tensor]:
-    """The Gauss-Newton matrix of `expected_fisher` when every selected block
-    is in an nn.Linear layer called once per forward on (batch, in) inputs
-    (None otherwise). There sample i's Jacobian of the logits w.r.t. layer
-    l's selected rows is G_il (x) [a_il, 1]: G_il the Jacobian w.r.t. the
-    layer's selected outputs, a_il its input. So block (l, m) of H is
-    mean_i M_ilm (x) [a_il, 1][a_im, 1]^T with M_ilm = G_il^T (diag p_i -
-    p_i p_i^T) G_im, which costs C times fewer operations than the C rows a
-    sample of the general form. One pass gathers a_il and the centred G_il
-    (sizes of a layer's input and outputs per sample); the blocks follow as
-    GEMMs over all the samples."""
+@dataclass(frozen=True)
+class KroneckerFactor:
+    """The Gauss-Newton matrix H = mean_i J_i^T J_i of a selection of Linear
+    layers, held as its per-sample parts. Sample i's rows of J w.r.t. layer
+    l's selected entries are u_il (x) a_il: a_il the layer's input (with a 1
+    for its bias), u_il = sqrt(p_i) (G_il - p_i^T G_il) (C x S_l), G_il the
+    logits' Jacobian w.r.t. the layer's selected outputs. A product H x then
+    costs O(samples x (K_l + C) x S_l) per layer, where forming H costs
+    O(samples x C x S^2 x K^2)."""
+
+    inputs: list[torch.Tensor]  # a_l: (samples, K_l), float64
+    centred: list[torch.Tensor]  # u_l: (samples, C, S_l), float64
+    positions: list[torch.Tensor]  # where layer l's (row, input) entries sit in the flat vector
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        """H x for a flat float64 vector x."""
+        logits = sum(
+            torch.einsum("ics,is->ic", u, a @ x[at].view(u.shape[2], -1).T)
+            for a, u, at in zip(self.inputs, self.centred, self.positions)
+        )
+        out = torch.empty_like(x)
+        for a, u, at in zip(self.inputs, self.centred, self.positions):
+            out[at] = (torch.einsum("ics,ic->si", u, logits) @ a).reshape(-1) / len(a)
+        return out
+
+    def diagonal(self) -> torch.Tensor:
+        """diag(H): mean_i (sum_c u_ics^2) a_ik^2 at entry (s, k) of layer l."""
+        out = torch.empty(sum(len(at) for at in self.positions), dtype=torch.float64, device=self.inputs[0].device)
+        for a, u, at in zip(self.inputs, self.centred, self.positions):
+            out[at] = (u.square().sum(1).T @ a.square()).reshape(-1) / len(a)
+        return out
+
+    def solve(self, g: torch.Tensor, damping: float, tolerance: float = 1e-10) -> tuple[torch.Tensor, dict]:
+        """(H + damping I)^-1 g by conjugate gradients preconditioned with the
+        diagonal, until the residual is `tolerance` times ||g|| (at most 10 d
+        steps, fewer where the system is singular to rounding); also the steps
+        taken and the relative residual reached."""
+        scale = 1.0 / (self.diagonal() + damping)
+        x = torch.zeros_like(g)
+        r = g.clone()
+        z = scale * r
+        direction = z.clone()
+        rz, bound, steps = float(r @ z), tolerance * float(g.norm()), 0
+        while float(r.norm()) > bound and steps < 10 * len(g):
+            h = self @ direction + damping * direction
+            curving = float(direction @ h)
+            if not curving > 0:  # underflow on a (numerically) singular system: no further progress
+                break
+            step = rz / curving
+            x += step * direction
+            r -= step * h
+            z = scale * r
+            rz, previous = float(r @ z), rz
+            direction = z + (rz / previous) * direction
+            steps += 1
+        return x, {"steps": steps, "residual": float(r.norm()) / max(float(g.norm()), 1e-300)}
+
+
+def kronecker_factor(model: nn.Module, selection: Selection, samples: Samples) -> Optional[KroneckerFactor]:
+    """The `KroneckerFactor` of `expected_fisher`'s matrix when every selected
+    block is in an nn.Linear layer called once per forward on (batch, in)
+    inputs; None otherwise. One pass over `samples` gathers each layer's
+    inputs and centred output Jacobians (C backward passes a batch)."""
     modules = dict(model.named_modules())
     layers = [(name, modules[name], rows) for name, rows in selection.rows.items()]
     if any(type(module) is not nn.Linear for _, module, _ in layers):
@@ -121,7 +167,7 @@ def _linear_gram(
         return output + shift
 
     inputs: list[list[torch.Tensor]] = [[] for _ in layers]
-    centred: list[list[torch.Tensor]] = [[] for _ in layers]  # sqrt(p_ic) (G_ic - p_i^T G_i)
+    centred: list[list[torch.Tensor]] = [[] for _ in layers]
     handles = [module.register_forward_hook(partial(hook, name=name)) for name, module, _ in layers]
     try:
         for x, _ in samples.batches(64):
@@ -141,24 +187,16 @@ def _linear_gram(
             )
             for i, ((name, module, rows), g) in enumerate(zip(layers, grads)):
                 g = g.permute(1, 0, 2)[:, :, rows.to(g.device)].double()  # (batch, C, S_l)
-                u = p.sqrt()[:, :, None] * (g - torch.einsum("bc,bcs->bs", p, g)[:, None, :])
-                centred[i].append(u)
-                inputs[i].append(_with_bias(seen[name][0], module))
+                centred[i].append(p.sqrt()[:, :, None] * (g - torch.einsum("bc,bcs->bs", p, g)[:, None, :]))
+                inputs[i].append(_with_bias(seen[name][0], module).double())
     finally:
         for handle in handles:
             handle.remove()
-    a = [torch.cat(parts).to(v.dtype) for parts in inputs]
-    u = [torch.cat(parts) for parts in centred]
-    count = len(a[0])
-    gram = torch.zeros(v.numel(), v.numel(), dtype=torch.float64, device=v.device)
-    offsets = _layer_offsets(model, selection)
-    for first, (index, layer_a, layer_u) in enumerate(zip(offsets, a, u)):
-        for second in range(first, len(layers)):
-            m = torch.einsum("ics,ict->ist", layer_u, u[second]).to(v.dtype)
-            block = _kronecker_sum(m, layer_a, a[second], chunk_elements, second == first).double() / count
-            gram[index[:, None], offsets[second][None, :]] = block
-            gram[offsets[second][:, None], index[None, :]] = block.T
-    return gram
+    return KroneckerFactor(
+        [torch.cat(parts) for parts in inputs],
+        [torch.cat(parts) for parts in centred],
+        _layer_offsets(model, selection),
+    )
 
 
 def _with_bias(inputs: torch.Tensor, module: nn.Linear) -> torch.Tensor:
@@ -166,31 +204,6 @@ def _with_bias(inputs: torch.Tensor, module: nn.Linear) -> torch.Tensor:
     if module.bias is None:
         return inputs
     return torch.cat([inputs, torch.ones_like(inputs[:, :1])], dim=1)
-
-
-def _kronecker_sum(
-    m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk_elements: int, symmetric: bool = False
-) -> torch.Tensor:
-    """sum_i m_i (x) a_i b_i^T as an (S a, T b) matrix, row (s, k), column
-    (t, l): for each s, a^T times the rows m_is (x) b_i, one GEMM over all the
-    samples (in chunks of at most `chunk_elements` entries of those rows).
-    With `symmetric` (b is a and every m_i symmetric) only the blocks t >= s
-    are computed and the others are their transposes."""
-    n, s, t = m.shape
-    ka, kb = a.shape[1], b.shape[1]
-    total = torch.zeros(s, ka, t, kb, dtype=m.dtype, device=m.device)
-    step = max(1, chunk_elements // (t * kb))
-    for start in range(0, n, step):
-        rows, part = b[start : start + step], m[start : start + step]
-        for row in range(s):
-            first = row if symmetric else 0
-            scaled = (part[:, row, first:, None] * rows[:, None, :]).reshape(len(rows), (t - first) * kb)
-            total[row, :, first:] += (a[start : start + step].T @ scaled).view(ka, t - first, kb)
-    if symmetric:
-        for row in range(s):
-            for column in range(row):
-                total[row, :, column] = total[column, :, row].T
-    return total.view(s * ka, t * kb)
 
 
 def _layer_offsets(model: nn.Module, selection: Selection) -> list[torch.Tensor]:

@@ -125,6 +125,21 @@ def adam_mlp(digits):
     return _full_batch_adam(digits.train.inputs, digits.train.labels)
 
 
+def test_linear_blocks_solved_by_conjugate_gradients_match_the_dense_solve(digits, adam_mlp, monkeypatch):
+    fs, rs = _split(digits.train, torch.arange(10))
+    ours = forget(adam_mlp, "lcodec", forget=fs, retain=rs, seed=0)
+    solve = ours.report["conjugate_gradients"]
+    assert solve["residual"] <= 1e-10 and solve["steps"] > 0 and ours.report["step_norm"] > 0
+    monkeypatch.setattr(curvature, "kronecker_factor", lambda *args: None)  # the dense Gauss-Newton matrix instead
+    dense = forget(adam_mlp, "lcodec", forget=fs, retain=rs, seed=0)
+    assert "conjugate_gradients" not in dense.report
+    assert ours.report["per_sample_columns"] == dense.report["per_sample_columns"]
+    assert ours.report["damping"] == pytest.approx(dense.report["damping"], rel=1e-5)
+    assert ours.report["step_norm"] == pytest.approx(dense.report["step_norm"], rel=1e-5)
+    for a, b in zip(ours.model.parameters(), dense.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
 def _mean_loss(model: torch.nn.Module, data) -> float:
     with torch.no_grad():
         return float(F.cross_entropy(model(data[0]).double(), data[1]))

@@ -49,6 +49,10 @@ deviation is at most this many times the per-coordinate RMS of the accepted
 step; larger noise would bury the step it is meant to mask."""
 
 NoiseMode = Literal["auto", "certified", "off"]
+Curvature = Union[torch.Tensor, curv.KroneckerFactor]
+SOLVE_RESIDUAL = 1e-6
+"""Relative residual past which a conjugate-gradient solve is reported as
+unconverged (a warning): the damping was too small for the curvature."""
 
 
 def _copy_bytes(model: nn.Module, units: Units, sample: torch.Tensor) -> int:
@@ -208,10 +212,12 @@ def curvature_factor(
     checkpoints: Optional[Sequence[dict]],
     seed: int,
     max_bytes: int,
-) -> tuple[torch.Tensor, str]:
+) -> tuple[Curvature, str]:
     """The curvature of the selected blocks on the retained data, and its
     kind: a low-rank "factor" U (H = U^T U / rows), a dense positive
-    semidefinite "gram" matrix, or a dense, possibly indefinite, "hessian"."""
+    semidefinite "gram" matrix, a dense, possibly indefinite, "hessian", or
+    for the expected Fisher of Linear layers alone a "kronecker"
+    `curv.KroneckerFactor` (solved by conjugate gradients, never formed)."""
     if curvature == "fd":
         return curv.finite_difference_factor(model, chosen, retain, checkpoints), "factor"
     gen = torch.Generator().manual_seed(seed)
@@ -219,6 +225,9 @@ def curvature_factor(
     if curvature == "exact":
         return curv.exact_hessian(model, chosen, subset), "hessian"
     if fisher == "expected":
+        kronecker = curv.kronecker_factor(model, chosen, subset)
+        if kronecker is not None:
+            return kronecker, "kronecker"
         block, low_rank = curv.expected_fisher(model, chosen, subset, max_bytes)
         return block, "factor" if low_rank else "gram"
     if fisher == "model":  # labels drawn from the model: an unbiased Gauss-Newton estimate
@@ -229,7 +238,7 @@ def curvature_factor(
     return curv.per_sample_gradients(model, chosen, subset), "factor"
 
 
-def default_damping(block: torch.Tensor, kind: str, l2: float) -> float:
+def default_damping(block: Curvature, kind: str, l2: float) -> float:
     """max(l2, -lowest eigenvalue of H_SS) plus RELATIVE_DAMPING times its
     mean absolute eigenvalue: l2 plus a fraction of the mean diagonal for a
     factor U (H = U^T U / rows) or a Gram matrix (never indefinite); a dense
@@ -237,7 +246,7 @@ def default_damping(block: torch.Tensor, kind: str, l2: float) -> float:
     semidefinite."""
     if kind == "factor":
         lowest, scale = 0.0, float(block.double().square().sum()) / block.numel()
-    elif kind == "gram":
+    elif kind in ("gram", "kronecker"):
         lowest, scale = 0.0, float(block.diagonal().double().mean())
     else:
         eigenvalues = torch.linalg.eigvalsh(block.double())
@@ -448,7 +457,8 @@ def lcodec(
     Newton step on the retained objective L_R = mean retained CE + l2/2 ||w||^2:
     w_S -= t (H_SS + damping I)^-1 g_S, H_SS the curvature of the mean
     retained loss (by default the Gauss-Newton matrix with the expectation
-    over the model's labels, `curv.expected_fisher`), the step first
+    over the model's labels, `curv.expected_fisher`, or for Linear layers
+    alone `curv.KroneckerFactor`, solved by conjugate gradients), the step first
     shortened to `trust_radius` ||w_S|| and t the first of 1, 1/2, 1/4, ... at
     which L_R (on at most `line_search_samples` retained samples, seeded)
     rises by at most `line_search_slack` times its value, or 0 when none of
@@ -555,7 +565,18 @@ def lcodec(
         damping = default_damping(block, kind, l2) if damping is None else damping
         # A float32 curvature factor keeps its dtype: block_solve forms its Gram
         # matrix in float32 (as accurate as the factor) and solves in float64.
-        newton = -ops.block_solve([block], g.double(), damping, [kind == "factor"])
+        if kind == "kronecker":
+            solution, report["conjugate_gradients"] = block.solve(g.double(), damping)
+            newton = -solution
+            if report["conjugate_gradients"]["residual"] > SOLVE_RESIDUAL:
+                warnings.warn(
+                    f"lcodec: conjugate gradients stopped at a relative residual of "
+                    f"{report['conjugate_gradients']['residual']:.1e} after {report['conjugate_gradients']['steps']} "
+                    f"steps: damping = {damping:g} is small for this curvature (None: relative to it)",
+                    stacklevel=2,
+                )
+        else:
+            newton = -ops.block_solve([block], g.double(), damping, [kind == "factor"])
         weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
         trust = trust_factor(newton, weights, trust_radius)
     with timer("line_search"):
