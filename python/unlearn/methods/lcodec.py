@@ -48,6 +48,12 @@ NOISE_RATIO = 10.0
 deviation is at most this many times the per-coordinate RMS of the accepted
 step; larger noise would bury the step it is meant to mask."""
 
+CPU_BATCH_BYTES = 16 << 20
+"""On the CPU the perturbed copies go through the model in batches of at
+most about this many bytes, whatever `memory_budget` allows: batches that
+stay in the caches (on the digits CNN, 10 samples x 1000 copies took 0.09 s
+in 16 MiB batches against 0.23 s in one 256 MiB batch)."""
+
 NoiseMode = Literal["auto", "certified", "off"]
 Curvature = Union[torch.Tensor, curv.KroneckerFactor]
 SOLVE_RESIDUAL = 1e-6
@@ -106,7 +112,8 @@ def perturbation_features(
     first, last = (0, k * copies) if group is None else distributed.shard_rows(k * copies, group)
     features = torch.empty(last - first, units.columns, dtype=noisy.dtype, device=noisy.device)
     responses = torch.empty(last - first, dtype=torch.float64, device=noisy.device)
-    batch = max(1, memory_budget // _copy_bytes(model, units, noisy[0]))
+    budget = min(memory_budget, CPU_BATCH_BYTES) if noisy.device.type == "cpu" else memory_budget
+    batch = max(1, budget // _copy_bytes(model, units, noisy[0]))
     with torch.no_grad():
         for start in range(0, last - first, batch):
             end = min(last - first, start + batch)
@@ -502,7 +509,7 @@ def lcodec(
         delta: privacy delta of the noise
         smoothness: smoothness constant M of the loss, in the noise scale
         lipschitz: Lipschitz constant L of the loss, in the noise scale
-        memory_budget: bytes the perturbed copies' forward passes may use at once
+        memory_budget: bytes the perturbed copies' forward passes may use at once (on the CPU at most CPU_BATCH_BYTES)
         group: torch.distributed process group sharing the work (None: one process)
     """
     if curvature == "fd" and (checkpoints is None or len(checkpoints) != 2):
