@@ -18,11 +18,11 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import unlearn
 from unlearn._core import Split, Stream, as_split, class_request
-from unlearn.methods import applicable, describe
 from unlearn.methods.quality import CHECK_SAMPLES
 from unlearn.training import fit
 
 from .devices import cuda_only
+from .methods.common import method_cases
 
 # Methods that hold the forget samples whole by design (every sample at once).
 HOLD_FORGET = {"lcodec", "l2ul"}
@@ -82,16 +82,7 @@ def _loader(split: Split, collate=None, batch_size: int = 32, shuffle: bool = Tr
     )
 
 
-def _cases() -> list[tuple[str, str]]:
-    return [
-        (kind, name)
-        for kind in ("instance", "class")
-        for name in applicable(kind)
-        if "mnemonic_codes" not in describe(name)["needs"]
-    ]
-
-
-@pytest.mark.parametrize("kind,method", _cases())
+@pytest.mark.parametrize("kind,method", method_cases())
 def test_no_method_gathers_a_dataloader(task, kind, method):
     model, digits = task
     forget, retain = _instance(digits)

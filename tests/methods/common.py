@@ -1,12 +1,14 @@
-"""What the tests of the baselines share: the digits CNN with a request of
-20 random training samples, and a model's accuracy, loss and distillation
-KL to another model on samples."""
+"""What the tests of the methods share: the digits CNN with a request of
+20 random training samples, a model's accuracy, loss and distillation KL
+to another model on samples, and every (request kind, method) pair that
+runs without special training."""
 
 from __future__ import annotations
 
 import torch
 
 import unlearn
+from unlearn.methods import applicable, describe
 from unlearn.methods.distillation import distill_kl
 
 
@@ -35,3 +37,14 @@ def distillation_kl(student: torch.nn.Module, teacher: torch.nn.Module, inputs: 
     """The distillation KL (temperature 1) of `student`'s outputs to `teacher`'s on `inputs`."""
     with torch.no_grad():
         return float(distill_kl(student.eval()(inputs), teacher.eval()(inputs), 1.0))
+
+
+def method_cases() -> list[tuple[str, str]]:
+    """(kind, method) for both request kinds and every method applicable to
+    it but those that need a model trained with mnemonic codes."""
+    return [
+        (kind, name)
+        for kind in ("instance", "class")
+        for name in applicable(kind)
+        if "mnemonic_codes" not in describe(name)["needs"]
+    ]

@@ -8,20 +8,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import unlearn
 from unlearn import Split
-from unlearn.methods import applicable, describe
 
 from ..devices import cuda_only
+from .common import method_cases
 
 EPOCHS = {"retrain", "finetune", "neggrad", "random_label", "neggrad_plus"}
-
-
-def _cases() -> list[tuple[str, str]]:
-    return [
-        (kind, name)
-        for kind in ("instance", "class")
-        for name in applicable(kind)
-        if "mnemonic_codes" not in describe(name)["needs"]
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +22,7 @@ def task():
 
 @cuda_only
 @pytest.mark.parametrize("given", ["tensors", "loaders"])
-@pytest.mark.parametrize("kind,method", _cases())
+@pytest.mark.parametrize("kind,method", method_cases())
 def test_every_method_runs_on_cuda(task, kind, method, given):
     model, digits = task
     device = torch.device("cuda")

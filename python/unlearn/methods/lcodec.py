@@ -223,8 +223,9 @@ def curvature_factor(
     """The curvature of the selected blocks on the retained data, and its
     kind: a low-rank "factor" U (H = U^T U / rows), a dense positive
     semidefinite "gram" matrix, a dense, possibly indefinite, "hessian", or
-    for the expected Fisher of Linear layers alone a "kronecker"
-    `curv.KroneckerFactor` (solved by conjugate gradients, never formed)."""
+    for the expected Fisher of Linear layers alone, where the dense matrix
+    would fit in `max_bytes`, a "kronecker" `curv.KroneckerFactor` (solved by
+    conjugate gradients, never formed)."""
     if curvature == "fd":
         return curv.finite_difference_factor(model, chosen, retain, checkpoints), "factor"
     gen = torch.Generator().manual_seed(seed)
@@ -232,7 +233,10 @@ def curvature_factor(
     if curvature == "exact":
         return curv.exact_hessian(model, chosen, subset), "hessian"
     if fisher == "expected":
-        kronecker = curv.kronecker_factor(model, chosen, subset)
+        # Where the dense matrix fits, its Kronecker parts give the same step for less;
+        # where it does not, a factor of as many rows as fit stays cheaper than CG steps.
+        size = chosen.size(model)
+        kronecker = curv.kronecker_factor(model, chosen, subset) if size * size * 8 <= max_bytes else None
         if kronecker is not None:
             return kronecker, "kronecker"
         block, low_rank = curv.expected_fisher(model, chosen, subset, max_bytes)
