@@ -10,28 +10,16 @@ CIFAR-shaped data: a cost measurement, not a quality claim.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 import unlearn
 from bench_models import _cifar_shaped
-from common import command, machine, table, write_section
+from common import command, machine, median_seconds, table, write_section
 from unlearn.methods import applicable, describe, forget
 from unlearn.models import ResNet18
 
 EPOCHS = {"resnet18": 4}  # retraining (and the fine-tuning baselines) on the synthetic set
-
-
-def _seconds(fn, device: torch.device) -> tuple[float, object]:
-    """Wall time of one call, the device synchronised on both sides."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, out
 
 
 def _task(name: str, device: torch.device, quick: bool):
@@ -53,8 +41,10 @@ def _task(name: str, device: torch.device, quick: bool):
     return model.to(device).eval(), (train[0].to(device), train[1].to(device))
 
 
-def method_rows(name: str, device: torch.device, quick: bool) -> list[list[str]]:
-    model, (x, y) = _task(name, device, quick)
+def method_rows(name: str, task, device: torch.device) -> list[list[str]]:
+    """Each method's median time (one run after a warm-up) against retraining's."""
+    model, (x, y) = task
+    sync = device.type == "cuda"
     rows = []
     for kind in ("class", "instance"):
         if kind == "class":
@@ -66,24 +56,27 @@ def method_rows(name: str, device: torch.device, quick: bool) -> list[list[str]]
             request = {"forget": (x[:10], y[:10])}
         request["retain"] = (x[keep], y[keep])
         options = {"epochs": EPOCHS[name]} if name in EPOCHS else {}
-        base, _ = _seconds(lambda: forget(model, "retrain", seed=0, **request, **options), device)
+        base = median_seconds(lambda: forget(model, "retrain", seed=0, **request, **options), 1, sync)
         for method in applicable(kind):
             if method == "retrain" or "mnemonic_codes" in describe(method)["needs"]:
                 continue
             extra = options if method in ("finetune", "neggrad_plus", "random_label") else {}
-            seconds, _ = _seconds(lambda: forget(model, method, seed=0, **request, **extra), device)
+            seconds = median_seconds(lambda: forget(model, method, seed=0, **request, **extra), 1, sync)
             rows.append([name, f"{kind} ({'class 3' if kind == 'class' else '10 samples'})", method,
                          f"{base:.2f}", f"{seconds:.3f}", f"{base / seconds:.1f}x"])  # fmt: skip
     return rows
 
 
-def lcodec_rows(device: torch.device, quick: bool) -> list[list[str]]:
-    model, (x, y) = _task("resnet18", device, quick)
+def lcodec_rows(task, device: torch.device, quick: bool) -> list[list[str]]:
+    """One L-CODEC request on the ResNet-18: its median time over three runs and
+    the stages of one."""
+    model, (x, y) = task
     units = unlearn.units.Units(model).columns
     copies = 100 if quick else 1000
     request = dict(forget=(x[:1], y[:1]), retain=(x[1:], y[1:]), perturbations=copies, max_select=16)
-    forget(model, "lcodec", seed=0, **request)  # warm-up
-    seconds, result = _seconds(lambda: forget(model, "lcodec", seed=0, **request), device)
+    run = lambda: forget(model, "lcodec", seed=0, **request)  # noqa: E731
+    seconds = median_seconds(run, 3, device.type == "cuda")
+    result = run()
     timings = result.report["timings"]
     stages = ", ".join(f"{stage} {t:.3f}" for stage, t in timings.items())
     picked = len(result.report["per_sample_columns"][0])
@@ -96,7 +89,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
-    rows = method_rows("digits-cnn", device, args.quick) + method_rows("resnet18", device, args.quick)
+    resnet = _task("resnet18", device, args.quick)
+    rows = method_rows("digits-cnn", _task("digits-cnn", device, args.quick), device)
+    rows += method_rows("resnet18", resnet, device)
     body = "\n".join(
         [
             f"## Methods on the {device.type.upper()}",
@@ -109,7 +104,8 @@ def main() -> None:
             "One L-CODEC request on a ResNet-18 (one forget sample, at most 16 picks):",
             "",
             table(
-                ["size", "unit selection (s)", "request (s)", "picks", "stages (s)"], lcodec_rows(device, args.quick)
+                ["size", "unit selection (s)", "request (s)", "picks", "stages (s)"],
+                lcodec_rows(resnet, device, args.quick),
             ),
             "",
         ]

@@ -22,7 +22,7 @@ from unlearn.methods.quality import CHECK_SAMPLES
 from unlearn.training import fit
 
 from .devices import cuda_only
-from .methods.common import method_cases
+from .methods.common import EPOCH_METHODS, method_cases
 
 # Methods that hold the forget samples whole by design (every sample at once).
 HOLD_FORGET = {"lcodec", "l2ul"}
@@ -94,7 +94,7 @@ def test_no_method_gathers_a_dataloader(task, kind, method):
         request["forget"] = (forget.inputs, forget.labels)
     else:
         request["forget"] = _loader(forget, forget_batches, batch_size=4)
-    options = {"epochs": 1} if method in ("retrain", "finetune", "neggrad", "random_label", "neggrad_plus") else {}
+    options = {"epochs": 1} if method in EPOCH_METHODS else {}
     result = unlearn.forget(model, method, seed=0, **request, **options)
     assert all(bool(torch.isfinite(p).all()) for p in result.model.parameters())
     assert retain_batches.made > 0

@@ -53,6 +53,11 @@ def per_sample_gradients(model: nn.Module, selection: Selection, split: Samples,
     return torch.cat([one(v, x, y) for x, y in split.batches(batch_size)])
 
 
+def dense_fits(size: int, max_bytes: int) -> bool:
+    """Whether a dense size x size float64 matrix fits in `max_bytes`."""
+    return size * size * 8 <= max_bytes
+
+
 def expected_fisher(
     model: nn.Module, selection: Selection, samples: Samples, max_bytes: int
 ) -> tuple[torch.Tensor, bool]:
@@ -68,9 +73,9 @@ def expected_fisher(
     come from; float32 halves the time of this, the costliest part) and
     summed over batches in float64."""
     forward, v = restricted_forward(model, selection)
-    d = v.numel()
-    dense = d * d * 8 <= max_bytes
     jacobian = vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))
+    d = v.numel()
+    dense = dense_fits(d, max_bytes)
     gram = torch.zeros(d, d, dtype=torch.float64, device=v.device) if dense else None
     rows, count, room = [], 0, max(1, max_bytes // (4 * d))
     for x, _ in samples.batches(64):

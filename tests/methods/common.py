@@ -39,6 +39,10 @@ def distillation_kl(student: torch.nn.Module, teacher: torch.nn.Module, inputs: 
         return float(distill_kl(student.eval()(inputs), teacher.eval()(inputs), 1.0))
 
 
+EPOCH_METHODS = {"retrain", "finetune", "neggrad", "random_label", "neggrad_plus"}
+"""Methods whose length is `epochs`: the tests run them for one."""
+
+
 def method_cases() -> list[tuple[str, str]]:
     """(kind, method) for both request kinds and every method applicable to
     it but those that need a model trained with mnemonic codes."""

@@ -10,9 +10,7 @@ import unlearn
 from unlearn import Split
 
 from ..devices import cuda_only
-from .common import method_cases
-
-EPOCHS = {"retrain", "finetune", "neggrad", "random_label", "neggrad_plus"}
+from .common import EPOCH_METHODS, method_cases
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +37,7 @@ def test_every_method_runs_on_cuda(task, kind, method, given):
         request["forget_classes"] = [3]
     else:
         request["forget"] = (forget.inputs, forget.labels) if method in ("lcodec", "l2ul") else as_given(forget)
-    options = {"epochs": 1} if method in EPOCHS else {}
+    options = {"epochs": 1} if method in EPOCH_METHODS else {}
     result = unlearn.forget(model.to(device), method, seed=0, **request, **options)
     assert all(p.device.type == "cuda" and bool(torch.isfinite(p).all()) for p in result.model.parameters())
     assert all(p.device.type == "cuda" for p in model.parameters())  # the caller's model stays where it was

@@ -235,8 +235,8 @@ def curvature_factor(
     if fisher == "expected":
         # Where the dense matrix fits, its Kronecker parts give the same step for less;
         # where it does not, a factor of as many rows as fit stays cheaper than CG steps.
-        size = chosen.size(model)
-        kronecker = curv.kronecker_factor(model, chosen, subset) if size * size * 8 <= max_bytes else None
+        fits = curv.dense_fits(chosen.size(model), max_bytes)
+        kronecker = curv.kronecker_factor(model, chosen, subset) if fits else None
         if kronecker is not None:
             return kronecker, "kronecker"
         block, low_rank = curv.expected_fisher(model, chosen, subset, max_bytes)
@@ -574,19 +574,18 @@ def lcodec(
         )
     with timer("solve"):
         damping = default_damping(block, kind, l2) if damping is None else damping
-        # A float32 curvature factor keeps its dtype: block_solve forms its Gram
-        # matrix in float32 (as accurate as the factor) and solves in float64.
         if kind == "kronecker":
-            solution, report["conjugate_gradients"] = block.solve(g.double(), damping)
-            newton = -solution
-            if report["conjugate_gradients"]["residual"] > SOLVE_RESIDUAL:
+            solution, solve = block.solve(g.double(), damping)
+            newton, report["conjugate_gradients"] = -solution, solve
+            if solve["residual"] > SOLVE_RESIDUAL:
                 warnings.warn(
-                    f"lcodec: conjugate gradients stopped at a relative residual of "
-                    f"{report['conjugate_gradients']['residual']:.1e} after {report['conjugate_gradients']['steps']} "
-                    f"steps: damping = {damping:g} is small for this curvature (None: relative to it)",
+                    f"lcodec: conjugate gradients stopped at a relative residual of {solve['residual']:.1e} after "
+                    f"{solve['steps']} steps: damping = {damping:g} is small for this curvature (None: relative to it)",
                     stacklevel=2,
                 )
         else:
+            # A float32 curvature factor keeps its dtype: block_solve forms its Gram
+            # matrix in float32 (as accurate as the factor) and solves in float64.
             newton = -ops.block_solve([block], g.double(), damping, [kind == "factor"])
         weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
         trust = trust_factor(newton, weights, trust_radius)
