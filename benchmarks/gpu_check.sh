@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU machine: build the package with its CUDA kernels, run the CUDA test cases,
-# then the codec benchmark and the methods (each against retraining, and one L-CODEC
-# request on a full-width ResNet-18) on the GPU.
+# then the codec benchmark, the methods (each against retraining, and one L-CODEC
+# request on a full-width ResNet-18) and the audit's batched ensemble training on the GPU.
 # CUDA_ARCHS (e.g. 90) narrows the architectures built; logs (and RESULTS.md)
 # go to "$OUT" when that variable is set, as they are written.
 set -uo pipefail
@@ -29,6 +29,8 @@ if [ "$status" -eq 0 ]; then
   python3 benchmarks/bench_codec.py --device cuda 2>&1 | tee "$LOGS/bench_codec.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   python3 benchmarks/bench_gpu_methods.py --device cuda 2>&1 | tee "$LOGS/bench_gpu_methods.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  python3 benchmarks/bench_audit.py --device cuda 2>&1 | tee "$LOGS/bench_audit.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 

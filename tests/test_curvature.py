@@ -76,12 +76,25 @@ class _Shared(torch.nn.Module):
         return self.inner(torch.tanh(self.inner(self.head(x.flatten(1)))))
 
 
+class _Scaled(torch.nn.Module):
+    """A Linear head whose output is scaled before it is returned: its
+    Jacobian is not the identity, so the backward passes must be taken."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        return torch.tanh(self.head(x.flatten(1))) * 3
+
+
 @pytest.mark.parametrize(
     "build, pick, kronecker",
     [
         (lambda: models.build("mlp"), lambda u: [0, 3, u.columns - 2, u.columns - 1], True),  # two Linear layers
         (lambda: models.build("cnn"), lambda u: [u.columns - 4, u.columns - 1], True),  # the head of a CNN
         (lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10, bias=False)), lambda u: [2, 7], True),
+        (_Scaled, lambda u: [0, 4, 9], True),  # the selected layer's output is not the model's
         (_Shared, lambda u: [1, 12], False),
         (lambda: models.build("cnn"), lambda u: [0, u.columns - 1], False),  # a convolution too
     ],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -158,38 +158,59 @@ def kronecker_factor(model: nn.Module, selection: Selection, samples: Samples) -
     """The `KroneckerFactor` of `expected_fisher`'s matrix when every selected
     block is in an nn.Linear layer called once per forward on (batch, in)
     inputs; None otherwise. One pass over `samples` gathers each layer's
-    inputs and centred output Jacobians (C backward passes a batch)."""
+    inputs and centred output Jacobians: C backward passes a batch, or none
+    where the one selected layer's output is the model's output (its
+    Jacobian is the identity)."""
     modules = dict(model.named_modules())
     layers = [(name, modules[name], rows) for name, rows in selection.rows.items()]
     if any(type(module) is not nn.Linear for _, module, _ in layers):
         return None
     seen: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in layers}
+    differentiate = [False]
 
     def hook(module, args, output, name):
-        shift = torch.zeros_like(output, requires_grad=True)
         seen[name].append(args[0].detach())
+        if not differentiate[0]:
+            seen[name].append(output)
+            return None
+        shift = torch.zeros_like(output, requires_grad=True)
         seen[name].append(shift)
         return output + shift
 
+    def forward(x: torch.Tensor, gradients: bool) -> Optional[torch.Tensor]:
+        """The logits, the layers' inputs and outputs (or output shifts) in
+        `seen`; None where a layer was not called once on a matrix."""
+        for found in seen.values():
+            found.clear()
+        differentiate[0] = gradients
+        with torch.set_grad_enabled(gradients):
+            logits = model(x)
+        if any(len(found) != 2 or found[0].dim() != 2 for found in seen.values()):
+            return None
+        return logits
+
     inputs: list[list[torch.Tensor]] = [[] for _ in layers]
     centred: list[list[torch.Tensor]] = [[] for _ in layers]
+    backward = len(layers) > 1  # once a batch needed the backward passes, the next ones skip the trial
     handles = [module.register_forward_hook(partial(hook, name=name)) for name, module, _ in layers]
     try:
         for x, _ in samples.batches(64):
-            for found in seen.values():
-                found.clear()
-            with torch.enable_grad():
-                logits = model(x)
-            if any(len(found) != 2 or found[0].dim() != 2 for found in seen.values()):
+            logits = None if backward else forward(x, gradients=False)
+            identity = logits is not None and seen[layers[0][0]][1] is logits
+            if not identity:
+                backward = True
+                logits = forward(x, gradients=True)
+            if logits is None:
                 return None
+            classes = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
+            outputs = classes[:, None, :].expand(-1, len(x), -1)
+            if identity:
+                grads: Sequence[torch.Tensor] = [outputs]
+            else:
+                grads = torch.autograd.grad(
+                    logits, [seen[name][1] for name, _, _ in layers], grad_outputs=outputs, is_grads_batched=True
+                )
             p = torch.softmax(logits.detach().double(), dim=1)
-            classes = torch.eye(p.shape[1], dtype=logits.dtype, device=logits.device)
-            grads = torch.autograd.grad(
-                logits,
-                [seen[name][1] for name, _, _ in layers],
-                grad_outputs=classes[:, None, :].expand(-1, len(x), -1),
-                is_grads_batched=True,
-            )
             for i, ((name, module, rows), g) in enumerate(zip(layers, grads)):
                 g = g.permute(1, 0, 2)[:, :, rows.to(g.device)].double()  # (batch, C, S_l)
                 centred[i].append(p.sqrt()[:, :, None] * (g - torch.einsum("bc,bcs->bs", p, g)[:, None, :]))
