@@ -44,6 +44,21 @@ def test_matches_twin_on_tied_data(gen, cache):
         _assert_same(op(y, f, 8, False, seed, cache), reference.codec_select(y, f, 8, False, seed, cache))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("cache", [1 << 30, 0])
+def test_matches_twin_with_many_columns(gen, dtype, tied, cache):
+    """Many candidates a step (the property tests draw a few), n > 129 so the
+    CPU row scans go tier by tier."""
+    n, p = 200, 150
+    f = torch.randn(n, p, generator=gen, dtype=dtype)
+    if tied:
+        f = f.round()
+    y = (f[:, 70] * f[:, 140] + f[:, 3] + 0.3 * torch.randn(n, generator=gen, dtype=dtype)).double()
+    seed = draw_seed(gen)
+    _assert_same(op(y, f, 4, False, seed, cache), reference.codec_select(y, f, 4, False, seed, cache))
+
+
 def test_scores_equal_codec_given_previous_picks(gen):
     f = torch.randn(400, 10, generator=gen, dtype=torch.float64)
     y = f[:, 0] + f[:, 1] ** 2 + 0.5 * torch.randn(400, generator=gen, dtype=torch.float64)

@@ -49,6 +49,17 @@ def test_matches_twin(gen, dtype, integer, picked, rows):
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
+@pytest.mark.parametrize("integer", [False, True])
+def test_matches_twin_with_many_columns(gen, integer):
+    """Many candidates, n > 129 (the row scans go tier by tier)."""
+    y, f = _data(gen, 150, 102, torch.float64, integer)
+    selected, candidates = f[:, :2], f[:, 2:]
+    seed = draw_seed(gen)
+    want = reference.codec_step(y, candidates, selected, 0, 150, seed)
+    for cache in (None, _block_cache(selected, range(150))):
+        assert all(map(torch.equal, op(y, candidates, selected, 0, 150, seed, cache), want))
+
+
 def test_row_blocks_add_up_to_the_selection_sums(gen):
     y, f = _data(gen, 90, 6, torch.float64, False)
     order = torch.ops.unlearn.codec_select(y, f, 3, False, 5)[0].tolist()
