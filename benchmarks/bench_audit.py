@@ -64,6 +64,7 @@ def ensemble_rows(quick: bool, device: torch.device) -> list[list[str]]:
                 f"{one / together:.1f}x",
             ]
         )
+        print(" | ".join(rows[-1]), flush=True)
     return rows
 
 

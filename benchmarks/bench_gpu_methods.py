@@ -64,6 +64,7 @@ def method_rows(name: str, task, device: torch.device) -> list[list[str]]:
             seconds = median_seconds(lambda: forget(model, method, seed=0, **request, **extra), 1, sync)
             rows.append([name, f"{kind} ({'class 3' if kind == 'class' else '10 samples'})", method,
                          f"{base:.2f}", f"{seconds:.3f}", f"{base / seconds:.1f}x"])  # fmt: skip
+            print(" | ".join(rows[-1]), flush=True)  # as it goes: a run stopped early keeps its rows
     return rows
 
 
