@@ -140,6 +140,20 @@ def test_linear_blocks_solved_by_conjugate_gradients_match_the_dense_solve(digit
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_a_solve_that_does_not_converge_is_reported_and_the_model_stays_finite(digits):
+    """A damping far too small for a curvature of 8 samples (rank at most 72
+    for 1539 parameters): conjugate gradients stop short, lcodec says so, and
+    the trust radius shortens the step."""
+    fs, rs = _split(digits.train, torch.arange(1))
+    model = unlearn.train("cnn")
+    with pytest.warns(UserWarning, match="conjugate gradients stopped at a relative residual"):
+        result = forget(model, "lcodec", forget=fs, retain=rs, seed=0, noise="off", damping=1e-300, curvature_samples=8)
+    report = result.report
+    assert report["selected_blocks"] and report["conjugate_gradients"]["residual"] > 1e-6
+    assert report["trust_factor"] < 1  # the unconverged step was longer than the trust radius allows
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+
+
 def _mean_loss(model: torch.nn.Module, data) -> float:
     with torch.no_grad():
         return float(F.cross_entropy(model(data[0]).double(), data[1]))
