@@ -193,7 +193,7 @@ def main() -> None:
     data = unlearn.digits()
     model = unlearn.train("cnn")
     torch.func.grad(lambda w: (w * w).sum())(torch.ones(1))  # torch's one-time lazy imports
-    repeats = 1 if args.quick else 3
+    repeats = 1 if args.quick else 5
     rows = bench_request(model, data, repeats)
     rows += bench_samples(model, data, 10, repeats)
     rows += bench_batch(model, data, 10 if args.quick else 100, repeats)
