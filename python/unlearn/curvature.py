@@ -166,11 +166,11 @@ def kronecker_factor(model: nn.Module, selection: Selection, samples: Samples) -
     if any(type(module) is not nn.Linear for _, module, _ in layers):
         return None
     seen: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in layers}
-    differentiate = [False]
+    differentiate = False
 
     def hook(module, args, output, name):
         seen[name].append(args[0].detach())
-        if not differentiate[0]:
+        if not differentiate:
             seen[name].append(output)
             return None
         shift = torch.zeros_like(output, requires_grad=True)
@@ -180,9 +180,10 @@ def kronecker_factor(model: nn.Module, selection: Selection, samples: Samples) -
     def forward(x: torch.Tensor, gradients: bool) -> Optional[torch.Tensor]:
         """The logits, the layers' inputs and outputs (or output shifts) in
         `seen`; None where a layer was not called once on a matrix."""
+        nonlocal differentiate
         for found in seen.values():
             found.clear()
-        differentiate[0] = gradients
+        differentiate = gradients
         with torch.set_grad_enabled(gradients):
             logits = model(x)
         if any(len(found) != 2 or found[0].dim() != 2 for found in seen.values()):
