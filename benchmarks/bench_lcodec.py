@@ -1,6 +1,7 @@
 """L-CODEC end to end on the digits CNN: our pipeline against the published
-pipeline algorithm, a batch of requests against retraining, and block_solve
-against a dense solve. Medians of repeated runs, side by side.
+pipeline algorithm, a batch of requests against retraining, block_solve
+against a dense solve, and the curvature's per-sample Jacobians of
+convolution blocks against torch.func. Medians of repeated runs, side by side.
 
     python benchmarks/bench_lcodec.py [--quick]
 """
@@ -12,11 +13,14 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from torch.func import jacrev, vmap
 
 import unlearn
 from bench_codec import published_codec_select
 from common import command, machine, median_seconds, table, write_section
+from unlearn import curvature
 from unlearn.methods import forget
+from unlearn.models import ResNet18
 from unlearn.training import TRAINING_DEFAULTS
 from unlearn.units import Selection, Units
 
@@ -186,6 +190,33 @@ def bench_block_solve(d, m, repeats):
     ]
 
 
+def bench_jacobians(repeats):
+    """The logits' Jacobians w.r.t. selected convolution and Linear blocks of a
+    ResNet-18 (width 16, 3 x 32 x 32 inputs) for a batch of 64: the layers'
+    taps (one batched backward) against torch.func (jacrev vmapped over the
+    samples), the per-batch step of the default curvature."""
+    torch.manual_seed(0)
+    model = ResNet18(width=16).eval()
+    units = Units(model)
+    picks = [layer.column for layer in units.layers[:: max(1, len(units.layers) // 8)]] + [units.columns - 1]
+    chosen = Selection.from_columns(units, picks)
+    x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    forward, v = curvature.restricted_forward(model, chosen)
+    by_func = lambda: vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))(v, x)  # noqa: E731
+    err = float((curvature.logit_jacobians(model, chosen, x)[1] - by_func()).abs().max())
+    t_ours = median_seconds(lambda: curvature.logit_jacobians(model, chosen, x), repeats)
+    t_func = median_seconds(by_func, repeats)
+    return [
+        [
+            f"logit Jacobians, ResNet-18 (width 16), {len(picks)} units in {len(chosen.rows)} layers, 64 samples",
+            f"{t_func:.3f}",
+            f"{t_ours:.3f}",
+            f"{t_func / t_ours:.1f}x",
+            f"torch.func (vmap of jacrev) as reference; {chosen.size(model)} parameters; max difference {err:.1e}",
+        ]
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -198,6 +229,7 @@ def main() -> None:
     rows += bench_samples(model, data, 10, repeats)
     rows += bench_batch(model, data, 10 if args.quick else 100, repeats)
     rows += bench_block_solve(1024 if args.quick else 4096, 256, repeats)
+    rows += bench_jacobians(repeats)
     body = "\n".join(
         [
             "## L-CODEC (cpu)",

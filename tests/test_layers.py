@@ -16,7 +16,7 @@ import pytest
 LAYERS: list[tuple[str, ...]] = [
     ("_core",),  # request types and their validation, option checks, stage timing
     ("_C", "ops"),  # the native ops: declarations, twins, compiled kernels
-    ("stats", "units", "curvature", "distributed"),  # statistics and network helpers
+    ("stats", "units", "taps", "curvature", "distributed"),  # statistics and network helpers
     ("data", "models", "training", "ensemble", "mnemonic_codes"),  # data, architectures, training
     ("methods",),  # unlearning methods and their registry
     ("evaluation", "compare", "audit", "demo"),  # scoring and experiments

@@ -6,8 +6,7 @@ finite-difference estimate from two checkpoints."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +14,7 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 
 from ._core import Samples
+from .taps import Taps, tapped_rows
 from .units import Selection
 
 
@@ -46,11 +46,39 @@ def _restricted_loss(model: nn.Module, selection: Selection) -> tuple[Callable, 
 
 
 def per_sample_gradients(model: nn.Module, selection: Selection, split: Samples, batch_size: int = 256) -> torch.Tensor:
-    """(samples, d_S): gradient of each sample's loss w.r.t. the selected blocks,
-    in one vectorised pass per batch (model in eval mode)."""
+    """(samples, d_S): gradient of each sample's loss w.r.t. the selected blocks
+    (model in eval mode): from one backward pass a batch through the layers'
+    taps (`taps.tapped_rows`), or, for layers they cannot take, a vectorised
+    per-sample pass."""
     loss, v = _restricted_loss(model, selection)
     one = vmap(grad(lambda v, x, y: loss(v, x[None], y[None])), in_dims=(None, 0, 0))
-    return torch.cat([one(v, x, y) for x, y in split.batches(batch_size)])
+    out = []
+    for x, y in split.batches(batch_size):
+
+        def residual(logits: torch.Tensor, y: torch.Tensor = y) -> torch.Tensor:
+            return (torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype))[None]
+
+        tapped = tapped_rows(model, selection, x, residual)
+        out.append(tapped[1][:, 0] if tapped is not None else one(v, x, y))
+    return torch.cat(out)
+
+
+def logit_jacobians(model: nn.Module, selection: Selection, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, J): J (batch, C, d_S) the Jacobian of each sample's logits
+    w.r.t. the selected blocks, through the layers' taps (C backward passes
+    at once) or, for layers they cannot take, by jacrev per sample."""
+
+    def classes(logits: torch.Tensor) -> torch.Tensor:
+        eye = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
+        return eye[:, None, :].expand(-1, len(logits), -1)
+
+    tapped = tapped_rows(model, selection, x, classes)
+    if tapped is not None:
+        return tapped
+    forward, v = restricted_forward(model, selection)
+    with torch.no_grad():
+        logits = forward(v, x)
+    return logits, vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))(v, x)
 
 
 def dense_fits(size: int, max_bytes: int) -> bool:
@@ -72,26 +100,24 @@ def expected_fisher(
     matrix is formed in the rows' dtype (as accurate as the Jacobians they
     come from; float32 halves the time of this, the costliest part) and
     summed over batches in float64."""
-    forward, v = restricted_forward(model, selection)
-    jacobian = vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))
-    d = v.numel()
+    d = selection.size(model)
     dense = dense_fits(d, max_bytes)
-    gram = torch.zeros(d, d, dtype=torch.float64, device=v.device) if dense else None
+    gram: Optional[torch.Tensor] = None
     rows, count, room = [], 0, max(1, max_bytes // (4 * d))
     for x, _ in samples.batches(64):
-        with torch.no_grad():
-            p = torch.softmax(forward(v, x).double(), dim=1).to(v.dtype)
-        j = jacobian(v, x)  # (batch, C, d_S)
+        logits, j = logit_jacobians(model, selection, x)  # (batch, C, d_S)
+        p = torch.softmax(logits.double(), dim=1).to(j.dtype)
         centred = j - torch.einsum("bc,bcd->bd", p, j)[:, None, :]
         part = ((p * p.shape[1]).sqrt()[:, :, None] * centred).reshape(-1, d)
         count += len(part)
-        if gram is not None:
-            gram += (part.T @ part).double()
+        if dense:
+            block = (part.T @ part).double()
+            gram = block if gram is None else gram.add_(block)
         else:
             rows.append(part[: room - sum(len(r) for r in rows)])
             if sum(len(r) for r in rows) >= room:
                 break
-    if gram is not None:
+    if dense:
         return gram / count, False
     return torch.cat(rows), True
 
@@ -161,64 +187,28 @@ def kronecker_factor(model: nn.Module, selection: Selection, samples: Samples) -
     inputs and centred output Jacobians: C backward passes a batch, or none
     where the one selected layer's output is the model's output (its
     Jacobian is the identity)."""
-    modules = dict(model.named_modules())
-    layers = [(name, modules[name], rows) for name, rows in selection.rows.items()]
-    if any(type(module) is not nn.Linear for _, module, _ in layers):
-        return None
-    seen: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in layers}
-    differentiate = False
-
-    def hook(module, args, output, name):
-        seen[name].append(args[0].detach())
-        if not differentiate:
-            seen[name].append(output)
+    inputs: list[list[torch.Tensor]] = [[] for _ in selection.rows]
+    centred: list[list[torch.Tensor]] = [[] for _ in selection.rows]
+    with Taps(model, selection) as taps:
+        if any(type(module) is not nn.Linear for _, module, _ in taps.layers):
             return None
-        shift = torch.zeros_like(output, requires_grad=True)
-        seen[name].append(shift)
-        return output + shift
-
-    def forward(x: torch.Tensor, gradients: bool) -> Optional[torch.Tensor]:
-        """The logits, the layers' inputs and outputs (or output shifts) in
-        `seen`; None where a layer was not called once on a matrix."""
-        nonlocal differentiate
-        for found in seen.values():
-            found.clear()
-        differentiate = gradients
-        with torch.set_grad_enabled(gradients):
-            logits = model(x)
-        if any(len(found) != 2 or found[0].dim() != 2 for found in seen.values()):
-            return None
-        return logits
-
-    inputs: list[list[torch.Tensor]] = [[] for _ in layers]
-    centred: list[list[torch.Tensor]] = [[] for _ in layers]
-    backward = len(layers) > 1  # once a batch needed the backward passes, the next ones skip the trial
-    handles = [module.register_forward_hook(partial(hook, name=name)) for name, module, _ in layers]
-    try:
+        backward = len(taps.layers) > 1  # once a batch needed the backward passes, the next ones skip the trial
         for x, _ in samples.batches(64):
-            logits = None if backward else forward(x, gradients=False)
-            identity = logits is not None and seen[layers[0][0]][1] is logits
+            logits = None if backward else taps.forward(x, differentiate=False)
+            identity = logits is not None and taps.output(taps.layers[0][0]) is logits
             if not identity:
                 backward = True
-                logits = forward(x, gradients=True)
-            if logits is None:
+                logits = taps.forward(x, differentiate=True)
+            if logits is None or any(taps.inputs(name).dim() != 2 for name, _, _ in taps.layers):
                 return None
             classes = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
             outputs = classes[:, None, :].expand(-1, len(x), -1)
-            if identity:
-                grads: Sequence[torch.Tensor] = [outputs]
-            else:
-                grads = torch.autograd.grad(
-                    logits, [seen[name][1] for name, _, _ in layers], grad_outputs=outputs, is_grads_batched=True
-                )
+            grads = [outputs] if identity else taps.output_gradients(logits, outputs)
             p = torch.softmax(logits.detach().double(), dim=1)
-            for i, ((name, module, rows), g) in enumerate(zip(layers, grads)):
+            for i, ((name, module, rows), g) in enumerate(zip(taps.layers, grads)):
                 g = g.permute(1, 0, 2)[:, :, rows.to(g.device)].double()  # (batch, C, S_l)
                 centred[i].append(p.sqrt()[:, :, None] * (g - torch.einsum("bc,bcs->bs", p, g)[:, None, :]))
-                inputs[i].append(_with_bias(seen[name][0], module).double())
-    finally:
-        for handle in handles:
-            handle.remove()
+                inputs[i].append(_with_bias(taps.inputs(name), module).double())
     return KroneckerFactor(
         [torch.cat(parts) for parts in inputs],
         [torch.cat(parts) for parts in centred],
