@@ -88,6 +88,18 @@ class _Scaled(torch.nn.Module):
         return torch.tanh(self.head(x.flatten(1))) * 3
 
 
+class _ScaledInPlace(torch.nn.Module):
+    """The head's output, the logits, scaled in place: the same tensor, but
+    not the head's output any more (its Jacobian is not the identity)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.head(x.flatten(1)).mul_(3)
+
+
 @pytest.mark.parametrize(
     "build, pick, kronecker",
     [
@@ -95,6 +107,14 @@ class _Scaled(torch.nn.Module):
         (lambda: models.build("cnn"), lambda u: [u.columns - 4, u.columns - 1], True),  # the head of a CNN
         (lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10, bias=False)), lambda u: [2, 7], True),
         (_Scaled, lambda u: [0, 4, 9], True),  # the selected layer's output is not the model's
+        (_ScaledInPlace, lambda u: [0, 4, 9], True),
+        (  # an activation changes the head's output in place
+            lambda: torch.nn.Sequential(
+                torch.nn.Flatten(), torch.nn.Linear(64, 10), torch.nn.Hardtanh(-0.3, 0.3, inplace=True)
+            ),
+            lambda u: [2, 7],
+            True,
+        ),
         (_Shared, lambda u: [1, 12], False),
         (lambda: models.build("cnn"), lambda u: [0, u.columns - 1], False),  # a convolution too
     ],

@@ -1,9 +1,14 @@
 """Per-sample gradients from layer taps against torch.func's per-sample
 differentiation of the whole model, on the layers the taps take (Linear on
 matrices and sequences, Conv1d, Conv2d with stride, dilation, groups, no
-bias) and on those they leave to torch.func."""
+bias) and on those they must leave to torch.func: layers they cannot take,
+and models where a tap would give a wrong answer (a first dimension that is
+not the batch, weights used elsewhere or computed from other parameters, a
+layer run without gradients, inputs changed in place, training mode)."""
 
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
@@ -66,6 +71,78 @@ class _Twice(nn.Module):
         return self.head(self.conv(torch.relu(self.conv(x))).mean((2, 3)))
 
 
+class _Folded(nn.Module):
+    """Tokens folded into the batch for a Linear layer: its first dimension is not the samples."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix = nn.Linear(6, 12)
+        self.head = nn.Linear(12, 10)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.mix(x.reshape(-1, 6))).view(len(x), 8, 12).mean(1))
+
+
+class _SequenceFirst(nn.Module):
+    """A (positions, batch, features) layout; with as many positions as samples the shapes agree."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix = nn.Linear(6, 12)
+        self.head = nn.Linear(12, 10)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.mix(x.transpose(0, 1))).mean(0))
+
+
+class _Prototypes(nn.Module):
+    """Logits against projected class embeddings: the projection's rows are classes, not samples."""
+
+    def __init__(self):
+        super().__init__()
+        self.encode = nn.Linear(8, 6)
+        self.project = nn.Linear(6, 6)
+        self.classes = nn.Parameter(torch.randn(10, 6))
+
+    def forward(self, x):
+        return torch.tanh(self.encode(x)) @ self.project(self.classes).T
+
+
+class _Tied(nn.Module):
+    """A decoder that reuses the encoder's weight outside its layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.encode = nn.Linear(8, 4)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.head(F.linear(torch.tanh(self.encode(x)), self.encode.weight.t()))
+
+
+class _Frozen(nn.Module):
+    """A layer run without gradients inside the forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Linear(8, 6)
+        self.head = nn.Linear(6, 10)
+
+    def forward(self, x):
+        with torch.no_grad():
+            h = self.features(x)
+        return self.head(torch.tanh(h))
+
+
+def _reparametrised(wrap: str) -> nn.Module:
+    """A Linear layer whose weight is computed from other parameters (the
+    module keeps its type, its parameters are not (weight, bias))."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layer = getattr(nn.utils, wrap)(nn.Linear(8, 6))
+    return nn.Sequential(layer, nn.Tanh(), nn.Linear(6, 10))
+
+
 CASES = {
     # name: (model, input shape, units picked by index into Units' columns, whether the taps take it)
     "mlp": (lambda: models.build("mlp"), (1, 8, 8), lambda u: [0, 3, u.columns - 2, u.columns - 1], True),
@@ -76,6 +153,13 @@ CASES = {
     "sequence": (_Sequence, (48,), lambda u: [0, 5, 11, 12, u.columns - 1], True),
     "reflect padding": (_Reflect, (3, 6, 6), lambda u: [1, 4], False),
     "called twice": (_Twice, (3, 6, 6), lambda u: [1, 3], False),
+    "tokens folded into the batch": (_Folded, (48,), lambda u: [0, 5, 12], False),
+    "positions first": (_SequenceFirst, (5, 6), lambda u: [0, 5], False),  # 5 positions, 5 samples
+    "class embeddings": (_Prototypes, (8,), lambda u: [1, 7, 9], False),
+    "tied weight": (_Tied, (8,), lambda u: [0, 3], False),
+    "layer without gradients": (_Frozen, (8,), lambda u: [0, 3, 7], False),
+    "spectral_norm": (lambda: _reparametrised("spectral_norm"), (8,), lambda u: [0, 3], False),
+    "weight_norm": (lambda: _reparametrised("weight_norm"), (8,), lambda u: [0, 3], False),
 }
 
 
@@ -93,6 +177,7 @@ def test_logit_jacobians_match_torch_func(gen, case):
     forward, v = curvature.restricted_forward(model, selection)
     expected = vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))(v, x)
     eye = lambda logits: torch.eye(10, dtype=logits.dtype)[:, None, :].expand(-1, len(logits), -1)  # noqa: E731
+    assert forward(v, x).shape == (5, 10)
     assert (tapped_rows(model, selection, x, eye) is not None) == taken
     assert all(not m._forward_hooks for m in model.modules())  # no hook stays behind
     logits, jacobians = curvature.logit_jacobians(model, selection, x)
@@ -111,3 +196,60 @@ def test_per_sample_gradients_match_torch_func(gen, case):
     expected = one(v, x, y)
     ours = curvature.per_sample_gradients(model, selection, Split(x, y), batch_size=3)  # batches of 3, 3, 1
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-10 * float(expected.abs().max()))
+
+
+class _ChangedInput(nn.Module):
+    """The selected layer's input is changed in place after the layer ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        h = x * 1.0
+        h += torch.tanh(self.inner(h))
+        return self.head(h)
+
+
+def test_an_input_changed_in_place_is_not_tapped(gen):
+    """torch.func refuses this model too (autograd needs the input as it was)."""
+    model = _ChangedInput().double().eval()
+    selection = Selection.from_columns(Units(model), [0, 3])
+    x = torch.randn(5, 8, generator=gen, dtype=torch.float64)
+    eye = lambda logits: torch.eye(10, dtype=logits.dtype)[:, None, :].expand(-1, len(logits), -1)  # noqa: E731
+    assert tapped_rows(model, selection, x, eye) is None
+    with pytest.raises(RuntimeError, match="inplace"):
+        curvature.logit_jacobians(model, selection, x)
+
+
+def test_a_model_in_training_mode_is_not_tapped_nor_changed(gen):
+    model = models.build("cnn").double().train()
+    selection = Selection.from_columns(Units(model), [0, 5])
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    x = torch.randn(6, 1, 8, 8, generator=gen, dtype=torch.float64)
+    eye = lambda logits: torch.eye(10, dtype=logits.dtype)[:, None, :].expand(-1, len(logits), -1)  # noqa: E731
+    assert tapped_rows(model, selection, x, eye) is None
+    assert all(torch.equal(b, before[name]) for name, b in model.named_buffers())  # running statistics untouched
+    assert all(p.requires_grad for p in model.parameters())  # and the parameters as they were
+
+
+class _Failing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        self.head(x)
+        raise ValueError("the model's own error")
+
+
+def test_a_failing_forward_leaves_no_hook_and_the_parameters_as_they_were(gen):
+    model = _Failing().eval()
+    model.head.weight.requires_grad_(False)
+    selection = Selection.from_columns(Units(model), [1])
+    eye = lambda logits: torch.eye(10, dtype=logits.dtype)[:, None, :].expand(-1, len(logits), -1)  # noqa: E731
+    with pytest.raises(ValueError, match="the model's own error"):
+        tapped_rows(model, selection, torch.randn(3, 8, generator=gen), eye)
+    assert not model.head._forward_hooks
+    assert not model.head.weight.requires_grad and model.head.bias.requires_grad

@@ -14,7 +14,7 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 
 from ._core import Samples
-from .taps import Taps, tapped_rows
+from .taps import Taps, layer_rows, tapped_rows, unfolded
 from .units import Selection
 
 
@@ -183,27 +183,35 @@ class KroneckerFactor:
 def kronecker_factor(model: nn.Module, selection: Selection, samples: Samples) -> Optional[KroneckerFactor]:
     """The `KroneckerFactor` of `expected_fisher`'s matrix when every selected
     block is in an nn.Linear layer called once per forward on (batch, in)
-    inputs; None otherwise. One pass over `samples` gathers each layer's
-    inputs and centred output Jacobians: C backward passes a batch, or none
-    where the one selected layer's output is the model's output (its
+    inputs (the first batch confirmed against autograd, `taps.Taps`); None
+    otherwise. One pass over `samples` gathers each layer's inputs and
+    centred output Jacobians: C backward passes a batch, or none once the
+    one selected layer's output is seen to be the model's output (its
     Jacobian is the identity)."""
     inputs: list[list[torch.Tensor]] = [[] for _ in selection.rows]
     centred: list[list[torch.Tensor]] = [[] for _ in selection.rows]
     with Taps(model, selection) as taps:
         if any(type(module) is not nn.Linear for _, module, _ in taps.layers):
             return None
-        backward = len(taps.layers) > 1  # once a batch needed the backward passes, the next ones skip the trial
+        first, identity = taps.layers[0][0], False
+        confirmed = False
         for x, _ in samples.batches(64):
-            logits = None if backward else taps.forward(x, differentiate=False)
-            identity = logits is not None and taps.output(taps.layers[0][0]) is logits
-            if not identity:
-                backward = True
+            logits = taps.forward(x, differentiate=False) if identity else None
+            direct = logits is not None and taps.returns(first, logits) and taps.inputs_unchanged()
+            if not direct:
                 logits = taps.forward(x, differentiate=True)
             if logits is None or any(taps.inputs(name).dim() != 2 for name, _, _ in taps.layers):
                 return None
             classes = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
             outputs = classes[:, None, :].expand(-1, len(x), -1)
-            grads = [outputs] if identity else taps.output_gradients(logits, outputs)
+            grads = [outputs] if direct else taps.output_gradients(logits, outputs)
+            if grads is None or not taps.inputs_unchanged():
+                return None
+            if not confirmed:
+                rows = [layer_rows(m, unfolded(m, taps.inputs(n)), g, r) for (n, m, r), g in zip(taps.layers, grads)]
+                if not taps.confirms(logits, outputs, torch.cat(rows, dim=2)):
+                    return None
+                confirmed, identity = True, len(taps.layers) == 1 and taps.returns(first, logits)
             p = torch.softmax(logits.detach().double(), dim=1)
             for i, ((name, module, rows), g) in enumerate(zip(taps.layers, grads)):
                 g = g.permute(1, 0, 2)[:, :, rows.to(g.device)].double()  # (batch, C, S_l)

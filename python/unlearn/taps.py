@@ -4,8 +4,17 @@ backward over the samples. Forward hooks on the selected layers keep each
 layer's input and add a zero shift to its output; autograd gives the
 gradients w.r.t. the shifts (those w.r.t. the outputs), and these times the
 layer's inputs (a Linear layer's input, a convolution's unfolded patches)
-give each sample's gradient w.r.t. the layer's weights and bias. It applies
-to Linear, Conv1d and Conv2d layers (zero padding) called once a forward."""
+give each sample's gradient w.r.t. the layer's weights and bias.
+
+That holds for Linear, Conv1d and Conv2d layers (zero padding) called once a
+forward, on inputs whose first dimension is the batch, in a model whose
+samples do not interact (eval mode), with weights used nowhere else. The
+forward and the hooks check what they can see; every result is then
+confirmed against autograd: a random combination of the per-sample rows
+must equal the gradient of the same combination of the logits w.r.t. the
+selected parameters (which catches tied or reparametrised weights and
+layers whose first dimension is not the batch). Where anything fails, the
+callers differentiate with torch.func instead."""
 
 from __future__ import annotations
 
@@ -21,62 +30,130 @@ from .units import Selection
 TAPPED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
+def _tolerance(dtype: torch.dtype) -> float:
+    """Relative agreement asked of the confirmation: the rounding of sums
+    taken in another order, far below a wrong answer's error."""
+    return 1e-9 if dtype == torch.float64 else 1e-3
+
+
 class Taps:
     """Forward hooks on the selected layers of `model`, while used as a context
-    manager. A `forward` keeps each layer's input and its output or, to
-    differentiate, a zero shift added to the output."""
+    manager (which also has the selected layers' parameters record gradients).
+    A `forward` keeps each layer's input and its output or, to differentiate,
+    a zero shift added to the output."""
 
     def __init__(self, model: nn.Module, selection: Selection):
         modules = dict(model.named_modules())
-        self.model = model
+        self.model, self.selection = model, selection
         self.layers = [(name, modules[name], rows) for name, rows in selection.rows.items()]
-        self.seen: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in self.layers}
+        self.seen: dict[str, list[dict]] = {name: [] for name, _, _ in self.layers}
         self.differentiate = False
+        params = dict(model.named_parameters())
+        self._params = [(name, params[name]) for name, _ in selection.parameters()]
+        self._recording: list[bool] = []
         self._handles: list = []
 
     def __enter__(self) -> "Taps":
+        self._recording = [p.requires_grad for _, p in self._params]
+        for _, p in self._params:
+            p.requires_grad_(True)
         self._handles = [m.register_forward_hook(partial(self._hook, name=name)) for name, m, _ in self.layers]
         return self
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
             handle.remove()
+        for (_, p), recording in zip(self._params, self._recording):
+            p.requires_grad_(recording)
 
     def _hook(self, module, args, output, name):
-        self.seen[name].append(args[0].detach())
-        if not self.differentiate:
-            self.seen[name].append(output)
-            return None
-        shift = torch.zeros_like(output, requires_grad=True)
-        self.seen[name].append(shift)
-        return output + shift
+        given = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        call = {
+            "input": None if given is None else given.detach(),
+            "version": None if given is None else given._version,
+        }
+        returned = output
+        if self.differentiate and isinstance(output, torch.Tensor):
+            call["shift"] = torch.zeros_like(output, requires_grad=True)
+            returned = output + call["shift"]
+        call.update(returned=returned, returned_version=getattr(returned, "_version", None))
+        self.seen[name].append(call)
+        return returned if self.differentiate else None
 
     def forward(self, x: torch.Tensor, differentiate: bool) -> Optional[torch.Tensor]:
-        """The logits of `x`, each layer's input and output (or output shift)
-        kept; None where a layer was not called exactly once."""
+        """The logits of `x`, each layer's call kept; None where the model is
+        in training mode (samples may interact), does not return a batch of
+        logits, or a layer was not called exactly once on a tensor whose first
+        dimension is the batch."""
+        if any(module.training for module in self.model.modules()):
+            return None
         for found in self.seen.values():
             found.clear()
         self.differentiate = differentiate
         with torch.set_grad_enabled(differentiate):
             logits = self.model(x)
-        if any(len(found) != 2 for found in self.seen.values()):
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != len(x):
             return None
+        for found in self.seen.values():
+            if len(found) != 1 or found[0]["input"] is None or not isinstance(found[0]["returned"], torch.Tensor):
+                return None
+            if found[0]["input"].dim() == 0 or len(found[0]["input"]) != len(x) or len(found[0]["returned"]) != len(x):
+                return None
         return logits
 
-    def inputs(self, name: str) -> torch.Tensor:
+    def _call(self, name: str) -> dict:
         return self.seen[name][0]
 
-    def output(self, name: str) -> torch.Tensor:
-        """The layer's output (or its shift, after a differentiating forward)."""
-        return self.seen[name][1]
+    def inputs(self, name: str) -> torch.Tensor:
+        return self._call(name)["input"]
 
-    def output_gradients(self, logits: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def returns(self, name: str, logits: torch.Tensor) -> bool:
+        """Whether the layer's output, unchanged since, is `logits` itself:
+        their Jacobian w.r.t. it is then the identity."""
+        call = self._call(name)
+        return call["returned"] is logits and logits._version == call["returned_version"]
+
+    def inputs_unchanged(self) -> bool:
+        """Whether no layer's input was changed in place after its call."""
+        return all(self.inputs(name)._version == self._call(name)["version"] for name, _, _ in self.layers)
+
+    def output_gradients(self, logits: torch.Tensor, weights: torch.Tensor) -> Optional[tuple[torch.Tensor, ...]]:
         """For each layer, the gradients w.r.t. its output of the R weighted
         sums weights[r, b] . logits[b] (weights: R x batch x C), as
-        (R, batch, *output shape)."""
-        return torch.autograd.grad(
-            logits, [self.output(name) for name, _, _ in self.layers], grad_outputs=weights, is_grads_batched=True
-        )
+        (R, batch, *output shape); None where autograd cannot give them (a
+        layer run without gradients, say). Keeps the graph for `confirms`."""
+        try:
+            grads = torch.autograd.grad(
+                logits,
+                [self._call(name)["shift"] for name, _, _ in self.layers],
+                grad_outputs=weights,
+                is_grads_batched=True,
+                retain_graph=True,
+                allow_unused=True,
+            )
+        except RuntimeError:  # e.g. a tensor it needs was changed in place
+            return None
+        return None if any(g is None for g in grads) else grads
+
+    def confirms(self, logits: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor) -> bool:
+        """Whether the per-sample rows (batch, R, d_S) agree with autograd: a
+        seeded random combination of them against the gradient w.r.t. the
+        selected parameters of the same combination of the weighted logits."""
+        gen = torch.Generator().manual_seed(0)
+        mix = torch.randn(weights.shape[:2], generator=gen, dtype=torch.float64).to(logits.device, logits.dtype)
+        target = torch.einsum("rb,rbc->bc", mix, weights)
+        try:
+            grads = torch.autograd.grad((target * logits).sum(), [p for _, p in self._params], allow_unused=True)
+        except RuntimeError:
+            return False
+        if any(g is None for g in grads):
+            return False
+        truth = self.selection.gather({name: g for (name, _), g in zip(self._params, grads)})
+        guess = torch.einsum("rb,brd->d", mix, rows)
+        if guess.shape != truth.shape:
+            return False
+        scale = float(truth.abs().max()) if truth.numel() else 0.0
+        return bool(((guess - truth).abs() <= _tolerance(rows.dtype) * scale).all())
 
 
 def unfolded(module: nn.Module, inputs: torch.Tensor) -> Optional[torch.Tensor]:
@@ -101,7 +178,7 @@ def unfolded(module: nn.Module, inputs: torch.Tensor) -> Optional[torch.Tensor]:
     return F.unfold(inputs, module.kernel_size, dilation=module.dilation, padding=module.padding, stride=module.stride)
 
 
-def _layer_rows(module: nn.Module, patches: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def layer_rows(module: nn.Module, patches: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """(batch, R, d_l): the selected rows' weight entries, then their bias
     entries (Selection.gather's order), from the patches (batch, K, L) and
     the output gradients (R, batch, *output)."""
@@ -133,8 +210,8 @@ def tapped_rows(
     """(logits, rows) for the batch `x`: rows[b, r] the gradient w.r.t. the
     selected blocks (in Selection.gather's order) of weights(logits)[r, b] .
     logits[b], for each sample b and each of the R weightings (weights:
-    logits -> R x batch x C, detached). None where the selection has a layer
-    Taps cannot take; the caller then differentiates another way."""
+    logits -> R x batch x C, detached), confirmed against autograd. None
+    where the taps do not apply; the caller then differentiates another way."""
     with Taps(model, selection) as taps:
         if any(type(module) not in TAPPED for _, module, _ in taps.layers):
             return None
@@ -144,6 +221,11 @@ def tapped_rows(
         patches = [unfolded(module, taps.inputs(name)) for name, module, _ in taps.layers]
         if any(p is None for p in patches):
             return None
-        grads = taps.output_gradients(logits, weights(logits.detach()))
-    parts = [_layer_rows(module, p, g, rows) for (_, module, rows), p, g in zip(taps.layers, patches, grads)]
-    return logits.detach(), torch.cat(parts, dim=2)
+        weighted = weights(logits.detach())
+        grads = taps.output_gradients(logits, weighted)
+        if grads is None or not taps.inputs_unchanged():
+            return None
+        rows = torch.cat([layer_rows(m, p, g, r) for (_, m, r), p, g in zip(taps.layers, patches, grads)], dim=2)
+        if not taps.confirms(logits, weighted, rows):
+            return None
+    return logits.detach(), rows
