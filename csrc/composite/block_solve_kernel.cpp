@@ -9,11 +9,14 @@
 // as accurate as its own entries and twice as fast, and everything else in
 // float64. A dense block is taken as symmetric: only its lower triangle
 // (diagonal included) is read, by the kernel and by the twin. A block whose
-// factorisation fails or whose solution is not finite is refused, naming it.
+// factorisation fails, is singular to rounding (`singular`) or gives a
+// solution that is not finite is refused, naming it.
 // Written with ATen ops only, so the same code serves every device.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <limits>
 #include <map>
 #include <tuple>
 
@@ -38,6 +41,19 @@ at::Tensor cholesky(const at::Tensor& a, const std::vector<int64_t>& ids, int64_
   return factor;
 }
 
+// Whether each damped d x d matrix of a batch is singular to the rounding of
+// the blocks' dtype (in which a factor's product was formed): its smallest
+// squared Cholesky pivot at most max(d, 16) eps times its largest diagonal
+// entry (numpy's rank tolerance). Whether such a factorisation passes is
+// rounding noise, so it is refused either way, as by the twin.
+at::Tensor singular(const at::Tensor& factor, const at::Tensor& h, at::ScalarType blocks) {
+  const int64_t d = h.size(-1);
+  const double eps =
+      blocks == at::kFloat ? std::numeric_limits<float>::epsilon() : std::numeric_limits<double>::epsilon();
+  const auto pivots = factor.diagonal(0, 1, 2).square().amin(1);
+  return pivots <= h.diagonal(0, 1, 2).amax(1) * (static_cast<double>(std::max<int64_t>(d, 16)) * eps);
+}
+
 at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
                        const c10::List<bool>& low_rank_list) {
   const std::vector<bool> low_rank = low_rank_list.vec();
@@ -45,15 +61,17 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
   std::vector<int64_t> offsets(blocks.size() + 1, 0);
   for (size_t b = 0; b < blocks.size(); ++b) offsets[b + 1] = offsets[b] + blocks[b].size(1);
 
-  // Group by (low rank, rows, columns).
-  std::map<std::tuple<bool, int64_t, int64_t>, std::vector<int64_t>> groups;
+  // Group by (low rank, rows, columns, dtype): a float32 block forms its product in float32 even
+  // beside float64 blocks of its shape.
+  std::map<std::tuple<bool, int64_t, int64_t, at::ScalarType>, std::vector<int64_t>> groups;
   for (size_t b = 0; b < blocks.size(); ++b) {
-    groups[{low_rank[b], blocks[b].size(0), blocks[b].size(1)}].push_back(static_cast<int64_t>(b));
+    groups[{low_rank[b], blocks[b].size(0), blocks[b].size(1), blocks[b].scalar_type()}].push_back(
+        static_cast<int64_t>(b));
   }
   auto out = at::empty_like(g);
   int64_t first_bad = static_cast<int64_t>(blocks.size());
   for (const auto& [key, ids] : groups) {
-    const auto [factored, m, d] = key;
+    const auto [factored, m, d, dtype] = key;
     std::vector<at::Tensor> mats, rhs;
     for (const int64_t b : ids) {
       mats.push_back(blocks[b]);
@@ -85,7 +103,9 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       auto h = factored ? at::matmul(stored.transpose(1, 2), stored).to(g.scalar_type()) / static_cast<double>(m)
                         : a.clone();
       h.diagonal(0, 1, 2).add_(damping);
-      x = at::cholesky_solve(r, cholesky(h, ids, first_bad));
+      const auto factor = cholesky(h, ids, first_bad);
+      note_bad(singular(factor, h, dtype), ids, first_bad);
+      x = at::cholesky_solve(r, factor);
     }
     x = x / scale;
     // A factorisation that passed can still be too ill-conditioned for the
@@ -98,7 +118,7 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
     const int64_t d = blocks[first_bad].size(1);
     TORCH_CHECK_VALUE(false, "block_solve: block ", first_bad, " (", low_rank[first_bad] ? "low-rank" : "dense", ", ",
                       d, " x ", d, ") is not positive definite after damping ", python_repr(damping),
-                      " (or too ill-conditioned for a finite solution)");
+                      " (or singular to rounding, or too ill-conditioned for a finite solution)");
   }
   return out;
 }

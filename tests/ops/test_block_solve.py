@@ -128,6 +128,28 @@ def test_refuses_a_solution_past_the_dtype(gen):
     assert ours == twin and ours.startswith("block_solve: block 1 (dense, 1 x 1) is not positive definite")
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_refuses_a_factor_singular_to_rounding_whether_or_not_its_factorisation_passes(gen, dtype):
+    """m >= d rows of rank 1 and a damping lost in rounding: the damped matrix
+    is singular in the dtype, and whether Cholesky passes on it is noise."""
+    u = torch.zeros(7, 2, dtype=dtype)
+    u[6] = torch.tensor([1.0, 1.5]) * torch.rand(1, generator=gen, dtype=dtype) + 0.5
+    g = torch.randn(2, generator=gen, dtype=torch.float64)
+    ours, twin = _messages([u], g, 5e-324, [True])
+    assert ours == twin and "singular to rounding" in ours
+
+
+def test_a_float32_factor_beside_float64_ones_of_its_shape_forms_its_product_in_float32(gen):
+    """The blocks of one shape are batched; a float32 block keeps its own product."""
+    u32 = torch.randn(7, 3, generator=gen).double().float()
+    u64 = torch.randn(7, 3, generator=gen, dtype=f64)
+    g = torch.randn(6, generator=gen, dtype=f64)
+    together = block_solve([u64, u32], g, 1e-3, [True, True])
+    alone = block_solve([u32], g[3:], 1e-3, [True])
+    assert torch.equal(together[3:], alone)
+    torch.testing.assert_close(together, reference.block_solve([u64, u32], g, 1e-3, [True, True]), rtol=1e-9, atol=0)
+
+
 @pytest.mark.parametrize("dtype, damping", [(torch.float64, 1e308), (torch.float32, 1e38)])
 def test_huge_damping_solves_like_the_twin(gen, dtype, damping):
     """(U U^T / m + damping I) does not overflow where the twin's matrix does not."""

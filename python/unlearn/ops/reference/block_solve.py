@@ -63,22 +63,34 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
             )
 
 
+def _singular(factor: torch.Tensor, h: torch.Tensor, dtype: torch.dtype) -> bool:
+    """The smallest squared Cholesky pivot at most max(d, 16) eps of the
+    block's dtype times the largest diagonal entry (numpy's rank tolerance):
+    singular to the rounding of the block (a factor's product is formed in
+    it)."""
+    d, eps = h.shape[-1], torch.finfo(dtype).eps
+    return bool(factor.diagonal().square().min() <= h.diagonal().max() * (max(d, 16) * eps))
+
+
 def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> torch.Tensor:
     check_block_solve(blocks, g, damping, low_rank)
     out, offset = [], 0
     for b, (a, factored) in enumerate(zip(blocks, low_rank)):
         d = a.shape[1]
-        h = (a.T @ a / a.shape[0] if factored else a).to(g.dtype)
+        h = (a.T @ a).to(g.dtype) / a.shape[0] if factored else a.to(g.dtype)  # the product in the block dtype
         h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
         factor, info = torch.linalg.cholesky_ex(h)  # reads the lower triangle
-        x = torch.cholesky_solve(g[offset : offset + d, None], factor)[:, 0] if info == 0 else None
+        # Where the kernel factors h itself (not by Woodbury), a matrix singular
+        # to rounding is refused whether or not its factorisation passed.
+        refused = info != 0 or ((not factored or a.shape[0] >= d) and _singular(factor, h, a.dtype))
+        x = None if refused else torch.cholesky_solve(g[offset : offset + d, None], factor)[:, 0]
         # A factorisation that passed can still be too ill-conditioned for the dtype.
         if x is None or not bool(torch.isfinite(x).all()):
             kind = "low-rank" if factored else "dense"
             fail(
                 "block_solve",
                 f"block {b} ({kind}, {d} x {d}) is not positive definite after damping {float(damping)} "
-                "(or too ill-conditioned for a finite solution)",
+                "(or singular to rounding, or too ill-conditioned for a finite solution)",
             )
         out.append(x)
         offset += d
