@@ -18,7 +18,7 @@ from torch.func import grad, jacrev, vmap
 
 from unlearn import Split, curvature, models
 from unlearn.models import MNIST1DCNN, ResNet18
-from unlearn.taps import tapped_rows
+from unlearn.taps import each_class, tapped_rows
 from unlearn.units import Selection, Units
 
 
@@ -176,9 +176,8 @@ def test_logit_jacobians_match_torch_func(gen, case):
     x = torch.randn(5, *shape, generator=gen, dtype=torch.float64)
     forward, v = curvature.restricted_forward(model, selection)
     expected = vmap(jacrev(lambda v, x: forward(v, x[None])[0]), in_dims=(None, 0))(v, x)
-    eye = lambda logits: torch.eye(10, dtype=logits.dtype)[:, None, :].expand(-1, len(logits), -1)  # noqa: E731
     assert forward(v, x).shape == (5, 10)
-    assert (tapped_rows(model, selection, x, eye) is not None) == taken
+    assert (tapped_rows(model, selection, x, each_class) is not None) == taken
     assert all(not m._forward_hooks for m in model.modules())  # no hook stays behind
     logits, jacobians = curvature.logit_jacobians(model, selection, x)
     torch.testing.assert_close(logits, forward(v, x), rtol=0, atol=1e-12)
@@ -217,8 +216,7 @@ def test_an_input_changed_in_place_is_not_tapped(gen):
     model = _ChangedInput().double().eval()
     selection = Selection.from_columns(Units(model), [0, 3])
     x = torch.randn(5, 8, generator=gen, dtype=torch.float64)
-    eye = lambda logits: torch.eye(10, dtype=logits.dtype)[:, None, :].expand(-1, len(logits), -1)  # noqa: E731
-    assert tapped_rows(model, selection, x, eye) is None
+    assert tapped_rows(model, selection, x, each_class) is None
     with pytest.raises(RuntimeError, match="inplace"):
         curvature.logit_jacobians(model, selection, x)
 
@@ -228,8 +226,7 @@ def test_a_model_in_training_mode_is_not_tapped_nor_changed(gen):
     selection = Selection.from_columns(Units(model), [0, 5])
     before = {name: b.clone() for name, b in model.named_buffers()}
     x = torch.randn(6, 1, 8, 8, generator=gen, dtype=torch.float64)
-    eye = lambda logits: torch.eye(10, dtype=logits.dtype)[:, None, :].expand(-1, len(logits), -1)  # noqa: E731
-    assert tapped_rows(model, selection, x, eye) is None
+    assert tapped_rows(model, selection, x, each_class) is None
     assert all(torch.equal(b, before[name]) for name, b in model.named_buffers())  # running statistics untouched
     assert all(p.requires_grad for p in model.parameters())  # and the parameters as they were
 
@@ -248,8 +245,7 @@ def test_a_failing_forward_leaves_no_hook_and_the_parameters_as_they_were(gen):
     model = _Failing().eval()
     model.head.weight.requires_grad_(False)
     selection = Selection.from_columns(Units(model), [1])
-    eye = lambda logits: torch.eye(10, dtype=logits.dtype)[:, None, :].expand(-1, len(logits), -1)  # noqa: E731
     with pytest.raises(ValueError, match="the model's own error"):
-        tapped_rows(model, selection, torch.randn(3, 8, generator=gen), eye)
+        tapped_rows(model, selection, torch.randn(3, 8, generator=gen), each_class)
     assert not model.head._forward_hooks
     assert not model.head.weight.requires_grad and model.head.bias.requires_grad

@@ -14,7 +14,7 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 
 from ._core import Samples
-from .taps import Taps, layer_rows, tapped_rows, unfolded
+from .taps import Taps, each_class, layer_rows, tapped_rows, unfolded
 from .units import Selection
 
 
@@ -67,12 +67,7 @@ def logit_jacobians(model: nn.Module, selection: Selection, x: torch.Tensor) -> 
     """(logits, J): J (batch, C, d_S) the Jacobian of each sample's logits
     w.r.t. the selected blocks, through the layers' taps (C backward passes
     at once) or, for layers they cannot take, by jacrev per sample."""
-
-    def classes(logits: torch.Tensor) -> torch.Tensor:
-        eye = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
-        return eye[:, None, :].expand(-1, len(logits), -1)
-
-    tapped = tapped_rows(model, selection, x, classes)
+    tapped = tapped_rows(model, selection, x, each_class)
     if tapped is not None:
         return tapped
     forward, v = restricted_forward(model, selection)
@@ -202,8 +197,7 @@ def kronecker_factor(model: nn.Module, selection: Selection, samples: Samples) -
                 logits = taps.forward(x, differentiate=True)
             if logits is None or any(taps.inputs(name).dim() != 2 for name, _, _ in taps.layers):
                 return None
-            classes = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
-            outputs = classes[:, None, :].expand(-1, len(x), -1)
+            outputs = each_class(logits)
             grads = [outputs] if direct else taps.output_gradients(logits, outputs)
             if grads is None or not taps.inputs_unchanged():
                 return None

@@ -156,6 +156,13 @@ class Taps:
         return bool(((guess - truth).abs() <= _tolerance(rows.dtype) * scale).all())
 
 
+def each_class(logits: torch.Tensor) -> torch.Tensor:
+    """The weightings (C, batch, C) that pick each class's logit: with them the
+    rows are the logits' Jacobians."""
+    eye = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
+    return eye[:, None, :].expand(-1, len(logits), -1)
+
+
 def unfolded(module: nn.Module, inputs: torch.Tensor) -> Optional[torch.Tensor]:
     """(batch, K, L): per sample, the K inputs that each output unit's weights
     multiply at each of its L output positions (a Linear layer's input over
