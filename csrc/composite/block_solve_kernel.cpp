@@ -41,17 +41,19 @@ at::Tensor cholesky(const at::Tensor& a, const std::vector<int64_t>& ids, int64_
   return factor;
 }
 
-// Whether each damped d x d matrix of a batch is singular to the rounding of
-// the blocks' dtype (in which a factor's product was formed): its smallest
-// squared Cholesky pivot at most max(d, 16) eps times its largest diagonal
-// entry (numpy's rank tolerance). Whether such a factorisation passes is
-// rounding noise, so it is refused either way, as by the twin.
-at::Tensor singular(const at::Tensor& factor, const at::Tensor& h, at::ScalarType blocks) {
-  const int64_t d = h.size(-1);
-  const double eps =
-      blocks == at::kFloat ? std::numeric_limits<float>::epsilon() : std::numeric_limits<double>::epsilon();
-  const auto pivots = factor.diagonal(0, 1, 2).square().amin(1);
-  return pivots <= h.diagonal(0, 1, 2).amax(1) * (static_cast<double>(std::max<int64_t>(d, 16)) * eps);
+// Whether each damped d x d matrix of a batch is singular to rounding: some
+// squared Cholesky pivot at most max(d, 16) eps times its own diagonal entry
+// (the share of that column the earlier ones leave unexplained is lost in
+// rounding; unchanged by a rescaling D H D). Whether such a factorisation
+// passes is noise, so it is refused either way, as by the twin.
+at::Tensor singular(const at::Tensor& factor, const at::Tensor& h, double eps) {
+  const double tolerance = static_cast<double>(std::max<int64_t>(h.size(-1), 16)) * eps;
+  return (factor.diagonal(0, 1, 2).square() <= h.diagonal(0, 1, 2) * tolerance).any(1);
+}
+
+// The epsilon of a dtype (float32 or float64).
+double epsilon(at::ScalarType dtype) {
+  return dtype == at::kFloat ? std::numeric_limits<float>::epsilon() : std::numeric_limits<double>::epsilon();
 }
 
 at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
@@ -100,11 +102,16 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       const auto w = at::cholesky_solve(at::matmul(a, r), factor);
       x = (r - at::matmul(a.transpose(1, 2), w) / static_cast<double>(m)) / damping;
     } else {
-      auto h = factored ? at::matmul(stored.transpose(1, 2), stored).to(g.scalar_type()) / static_cast<double>(m)
-                        : a.clone();
+      at::Tensor h = a.clone();
+      if (factored) {  // each product on its own, bit for bit the twin's (a batched one rounds otherwise)
+        std::vector<at::Tensor> products;
+        for (const int64_t b : ids) products.push_back(at::matmul(blocks[b].t(), blocks[b]));
+        h = at::stack(products).to(g.scalar_type()) / static_cast<double>(m);
+      }
       h.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(h, ids, first_bad);
-      note_bad(singular(factor, h, dtype), ids, first_bad);
+      // A factor's product carries the rounding of its dtype; a dense block is solved in g's.
+      note_bad(singular(factor, h, epsilon(factored ? dtype : g.scalar_type())), ids, first_bad);
       x = at::cholesky_solve(r, factor);
     }
     x = x / scale;

@@ -27,9 +27,9 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
     block is taken as symmetric: only its lower triangle (diagonal included)
     is read, so a non-symmetric one is solved as its lower triangle mirrored.
     A block whose damped matrix is not positive definite, singular to
-    rounding (a Cholesky pivot squared at most max(d_b, 16) times the block
-    dtype's eps times its largest diagonal entry, where it is factored
-    itself: dense, or m >= d_b),
+    rounding (where it is factored itself, dense or m >= d_b: a squared
+    Cholesky pivot at most max(d_b, 16) eps times its own diagonal entry, eps
+    of the factor's dtype or of g's for a dense block),
     or too ill-conditioned for a finite solution in g's dtype (a damping lost
     in rounding), is refused with a ValueError naming it."""
     return torch.ops.unlearn.block_solve(blocks, g, damping, low_rank)

@@ -64,12 +64,10 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
 
 
 def _singular(factor: torch.Tensor, h: torch.Tensor, dtype: torch.dtype) -> bool:
-    """The smallest squared Cholesky pivot at most max(d, 16) eps of the
-    block's dtype times the largest diagonal entry (numpy's rank tolerance):
-    singular to the rounding of the block (a factor's product is formed in
-    it)."""
-    d, eps = h.shape[-1], torch.finfo(dtype).eps
-    return bool(factor.diagonal().square().min() <= h.diagonal().max() * (max(d, 16) * eps))
+    """Some squared Cholesky pivot at most max(d, 16) eps (of `dtype`) times
+    its own diagonal entry: singular to rounding, whatever the scaling."""
+    tolerance = max(h.shape[-1], 16) * torch.finfo(dtype).eps
+    return bool((factor.diagonal().square() <= h.diagonal() * tolerance).any())
 
 
 def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> torch.Tensor:
@@ -82,7 +80,8 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
         factor, info = torch.linalg.cholesky_ex(h)  # reads the lower triangle
         # Where the kernel factors h itself (not by Woodbury), a matrix singular
         # to rounding is refused whether or not its factorisation passed.
-        refused = info != 0 or ((not factored or a.shape[0] >= d) and _singular(factor, h, a.dtype))
+        rounding = a.dtype if factored else g.dtype  # a factor's product carries its dtype's rounding
+        refused = info != 0 or ((not factored or a.shape[0] >= d) and _singular(factor, h, rounding))
         x = None if refused else torch.cholesky_solve(g[offset : offset + d, None], factor)[:, 0]
         # A factorisation that passed can still be too ill-conditioned for the dtype.
         if x is None or not bool(torch.isfinite(x).all()):
