@@ -36,7 +36,7 @@ class _Convolutions(nn.Module):
 
 
 class _Sequence(nn.Module):
-    """A Linear layer applied at every position of a sequence."""
+    """A Linear layer applied at every position of a sequence (the batch first)."""
 
     def __init__(self):
         super().__init__()
@@ -71,25 +71,15 @@ class _Twice(nn.Module):
         return self.head(self.conv(torch.relu(self.conv(x))).mean((2, 3)))
 
 
-class _Folded(nn.Module):
+class _Folded(_Sequence):
     """Tokens folded into the batch for a Linear layer: its first dimension is not the samples."""
-
-    def __init__(self):
-        super().__init__()
-        self.mix = nn.Linear(6, 12)
-        self.head = nn.Linear(12, 10)
 
     def forward(self, x):
         return self.head(torch.tanh(self.mix(x.reshape(-1, 6))).view(len(x), 8, 12).mean(1))
 
 
-class _SequenceFirst(nn.Module):
+class _SequenceFirst(_Sequence):
     """A (positions, batch, features) layout; with as many positions as samples the shapes agree."""
-
-    def __init__(self):
-        super().__init__()
-        self.mix = nn.Linear(6, 12)
-        self.head = nn.Linear(12, 10)
 
     def forward(self, x):
         return self.head(torch.tanh(self.mix(x.transpose(0, 1))).mean(0))

@@ -102,11 +102,13 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       const auto w = at::cholesky_solve(at::matmul(a, r), factor);
       x = (r - at::matmul(a.transpose(1, 2), w) / static_cast<double>(m)) / damping;
     } else {
-      at::Tensor h = a.clone();
+      at::Tensor h;
       if (factored) {  // each product on its own, bit for bit the twin's (a batched one rounds otherwise)
         std::vector<at::Tensor> products;
         for (const int64_t b : ids) products.push_back(at::matmul(blocks[b].t(), blocks[b]));
         h = at::stack(products).to(g.scalar_type()) / static_cast<double>(m);
+      } else {
+        h = a.clone();
       }
       h.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(h, ids, first_bad);

@@ -68,8 +68,12 @@ def logit_jacobians(model: nn.Module, selection: Selection, x: torch.Tensor) -> 
     w.r.t. the selected blocks, through the layers' taps (C backward passes
     at once) or, for layers they cannot take, by jacrev per sample."""
     tapped = tapped_rows(model, selection, x, each_class)
-    if tapped is not None:
-        return tapped
+    return tapped if tapped is not None else func_jacobians(model, selection, x)
+
+
+def func_jacobians(model: nn.Module, selection: Selection, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`logit_jacobians` by torch.func alone: jacrev of the restricted forward,
+    vmapped over the samples (any model torch.func can differentiate)."""
     forward, v = restricted_forward(model, selection)
     with torch.no_grad():
         logits = forward(v, x)
