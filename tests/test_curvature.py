@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearn import Split, curvature, models
+from unlearn import Split, curvature, models, taps
 from unlearn.units import Selection, Units
 
 
@@ -152,3 +152,50 @@ def test_conjugate_gradients_report_a_damping_too_small_to_converge(gen):
     g = torch.randn(len(factor.diagonal()), generator=gen, dtype=torch.float64)
     _, info = factor.solve(g, 1e-300, tolerance=1e-15)  # singular: 30 x 9 rows for 650 entries
     assert info["steps"] == 10 * len(g) and info["residual"] > 1e-15
+
+
+@pytest.mark.parametrize("weightings", [1, None])
+def test_batches_fit_the_budget_and_stay_within_the_cap(gen, weightings):
+    model = models.build("cnn").double().eval()
+    selection = Selection.from_columns(Units(model), [0, 5])
+    x = torch.randn(9, 1, 8, 8, generator=gen, dtype=torch.float64)
+    split = Split(x, torch.zeros(9, dtype=torch.long))
+    each = taps.sample_bytes(model, selection, x, weightings)
+    assert curvature.batch_for(model, selection, split, weightings, 64, 0) == 1  # never less than one
+    assert curvature.batch_for(model, selection, split, weightings, 64, 5 * each + each // 2) == 5
+    assert curvature.batch_for(model, selection, split, weightings, 64, 1 << 50) == 64
+
+
+def _budgeted(run, model, selection, split, budget):
+    """run's result under `budget` bytes, and the batch size of every forward pass it made."""
+    seen = []
+    handle = model.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
+    try:
+        return run(model, selection, split, budget), seen
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize(
+    "name, build, run",
+    [
+        ("per-sample gradients", "cnn", lambda m, s, d, b: curvature.per_sample_gradients(m, s, d, max_bytes=b)),
+        ("mean gradient", "cnn", lambda m, s, d, b: curvature.mean_gradient(m, s, d, max_bytes=b)),
+        ("kronecker factor", "mlp", lambda m, s, d, b: curvature.kronecker_factor(m, s, d, b).diagonal()),
+        ("expected fisher", "cnn", lambda m, s, d, b: curvature.expected_fisher(m, s, d, b)[0]),
+        ("exact hessian", "mlp", lambda m, s, d, b: curvature.exact_hessian(m, s, d, max_bytes=b)),
+    ],
+)
+def test_a_smaller_budget_takes_smaller_batches_and_gives_the_same_result(gen, name, build, run):
+    model = models.build(build).double().eval()
+    units = Units(model)
+    selection = Selection.from_columns(units, [1, units.columns - 1])
+    x = torch.randn(40, 1, 8, 8, generator=gen, dtype=torch.float64)
+    split = Split(x, torch.randint(0, 10, (40,), generator=gen))
+    weightings = 2 * 64 if name == "exact hessian" else None if name in ("kronecker factor", "expected fisher") else 1
+    each = taps.sample_bytes(model, selection, x, weightings)
+    small = 3 * each if name != "expected fisher" else selection.size(model) ** 2 * 8  # the dense matrix fits
+    wide, wide_batches = _budgeted(run, model, selection, split, 1 << 50)
+    narrow, narrow_batches = _budgeted(run, model, selection, split, small)
+    assert max(wide_batches) == 40 and max(narrow_batches) == small // each < 40
+    torch.testing.assert_close(narrow, wide, rtol=1e-10, atol=1e-14)

@@ -18,7 +18,7 @@ from torch.func import grad, jacrev, vmap
 
 from unlearn import Split, curvature, models
 from unlearn.models import MNIST1DCNN, ResNet18
-from unlearn.taps import each_class, tapped_rows
+from unlearn.taps import Taps, each_class, sample_bytes, tapped_rows
 from unlearn.units import Selection, Units
 
 
@@ -239,3 +239,31 @@ def test_a_failing_forward_leaves_no_hook_and_the_parameters_as_they_were(gen):
         tapped_rows(model, selection, torch.randn(3, 8, generator=gen), each_class)
     assert not model.head._forward_hooks
     assert not model.head.weight.requires_grad and model.head.bias.requires_grad
+
+
+def test_inside_the_taps_the_selected_parameters_alone_record_and_all_are_restored_after():
+    model = models.build("cnn").eval()
+    frozen = next(model.parameters())
+    frozen.requires_grad_(False)
+    units = Units(model)
+    selection = Selection.from_columns(units, [units.columns - 1])
+    chosen = {name for name, _ in selection.parameters()}
+    before = {name: p.requires_grad for name, p in model.named_parameters()}
+    with Taps(model, selection):
+        assert {name for name, p in model.named_parameters() if p.requires_grad} == chosen
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == before
+
+
+def test_sample_bytes_count_the_graph_from_the_first_selected_layer_and_grow_with_the_weightings(gen):
+    model = models.build("cnn").double().train()
+    units = Units(model)
+    x = torch.randn(4, 1, 8, 8, generator=gen, dtype=torch.float64)
+    first = Selection.from_columns(units, [0])
+    head = Selection.from_columns(units, [units.columns - 1])
+    states = {name: b.clone() for name, b in model.named_buffers()}
+    assert sample_bytes(model, first, x, 1) > sample_bytes(model, head, x, 1) > 0
+    one, two, three = (sample_bytes(model, first, x, r) for r in (1, 2, 3))
+    assert two > one and three - one == 2 * (two - one)  # the graph once, its gradients R times
+    assert sample_bytes(model, first, x, None) == sample_bytes(model, first, x, 10)  # one weighting a class
+    assert all(m.training for m in model.modules())  # modes as they were
+    assert all(torch.equal(b, states[name]) for name, b in model.named_buffers())  # no statistics updated

@@ -13,9 +13,24 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 
-from ._core import Samples
-from .taps import Taps, each_class, layer_rows, tapped_rows, unfolded
+from ._core import Samples, first_inputs
+from .taps import Taps, each_class, layer_rows, sample_bytes, tapped_rows, unfolded
 from .units import Selection
+
+MAX_BYTES = 256 << 20
+"""Default bytes the passes of one batch may take (`batch_for`)."""
+
+
+def batch_for(
+    model: nn.Module, selection: Selection, samples: Samples, weightings: Optional[int], cap: int, max_bytes: int
+) -> int:
+    """Samples a batch (1 to `cap`) whose differentiating pass is estimated to
+    fit in `max_bytes` (`taps.sample_bytes`, R = `weightings`); on the CPU
+    the batch size barely changes the time per sample (a full-width
+    ResNet-18's logit Jacobians took 13.2 s per 256 samples in batches of 4
+    and 13.6 s in batches of 64, at 0.47 and 1.9 GB)."""
+    each = sample_bytes(model, selection, first_inputs(samples), weightings)
+    return max(1, min(cap, max_bytes // max(each, 1)))
 
 
 def restricted_forward(model: nn.Module, selection: Selection) -> tuple[Callable, torch.Tensor]:
@@ -45,15 +60,17 @@ def _restricted_loss(model: nn.Module, selection: Selection) -> tuple[Callable, 
     return lambda v, x, y: F.cross_entropy(forward(v, x), y), v
 
 
-def per_sample_gradients(model: nn.Module, selection: Selection, split: Samples, batch_size: int = 256) -> torch.Tensor:
+def per_sample_gradients(
+    model: nn.Module, selection: Selection, split: Samples, batch_size: int = 256, max_bytes: int = MAX_BYTES
+) -> torch.Tensor:
     """(samples, d_S): gradient of each sample's loss w.r.t. the selected blocks
     (model in eval mode): from one backward pass a batch through the layers'
     taps (`taps.tapped_rows`), or, for layers they cannot take, a vectorised
-    per-sample pass."""
+    per-sample pass; batches of at most `batch_size` that fit in `max_bytes`."""
     loss, v = _restricted_loss(model, selection)
     one = vmap(grad(lambda v, x, y: loss(v, x[None], y[None])), in_dims=(None, 0, 0))
     out = []
-    for x, y in split.batches(batch_size):
+    for x, y in split.batches(batch_for(model, selection, split, 1, batch_size, max_bytes)):
 
         def residual(logits: torch.Tensor, y: torch.Tensor = y) -> torch.Tensor:
             return (torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype))[None]
@@ -98,26 +115,27 @@ def expected_fisher(
     (H = U^T U / rows), as many as fit in `max_bytes`. Each batch's Gram
     matrix is formed in the rows' dtype (as accurate as the Jacobians they
     come from; float32 halves the time of this, the costliest part) and
-    summed over batches in float64."""
+    summed over batches in float64. The Jacobians are taken in batches of at
+    most 64 samples that fit in `max_bytes` too."""
     d = selection.size(model)
     dense = dense_fits(d, max_bytes)
     gram: Optional[torch.Tensor] = None
     rows, count, room = [], 0, max(1, max_bytes // (4 * d))
-    for x, _ in samples.batches(64):
+    for x, _ in samples.batches(batch_for(model, selection, samples, None, 64, max_bytes)):
         logits, j = logit_jacobians(model, selection, x)  # (batch, C, d_S)
         p = torch.softmax(logits.double(), dim=1).to(j.dtype)
         centred = j - torch.einsum("bc,bcd->bd", p, j)[:, None, :]
         part = ((p * p.shape[1]).sqrt()[:, :, None] * centred).reshape(-1, d)
         count += len(part)
-        if dense:
-            block = (part.T @ part).double()
-            gram = block if gram is None else gram.add_(block)
+        if dense:  # summed in place: the float64 matrix and one batch's product in the rows' dtype
+            gram = torch.zeros(d, d, dtype=torch.float64, device=part.device) if gram is None else gram
+            gram.add_(part.T @ part)
         else:
             rows.append(part[: room - sum(len(r) for r in rows)])
             if sum(len(r) for r in rows) >= room:
                 break
     if dense:
-        return gram / count, False
+        return gram.div_(count), False
     return torch.cat(rows), True
 
 
@@ -179,22 +197,26 @@ class KroneckerFactor:
         return x, {"steps": steps, "residual": float(r.norm()) / max(float(g.norm()), 1e-300)}
 
 
-def kronecker_factor(model: nn.Module, selection: Selection, samples: Samples) -> Optional[KroneckerFactor]:
+def kronecker_factor(
+    model: nn.Module, selection: Selection, samples: Samples, max_bytes: int = MAX_BYTES
+) -> Optional[KroneckerFactor]:
     """The `KroneckerFactor` of `expected_fisher`'s matrix when every selected
     block is in an nn.Linear layer called once per forward on (batch, in)
     inputs (the first batch confirmed against autograd, `taps.Taps`); None
     otherwise. One pass over `samples` gathers each layer's inputs and
     centred output Jacobians: C backward passes a batch, or none once the
     one selected layer's output is seen to be the model's output (its
-    Jacobian is the identity)."""
+    Jacobian is the identity); batches of at most 64 that fit in `max_bytes`."""
     inputs: list[list[torch.Tensor]] = [[] for _ in selection.rows]
     centred: list[list[torch.Tensor]] = [[] for _ in selection.rows]
+    modules = dict(model.named_modules())
+    if any(type(modules[name]) is not nn.Linear for name in selection.rows):
+        return None
+    batch = batch_for(model, selection, samples, None, 64, max_bytes)
     with Taps(model, selection) as taps:
-        if any(type(module) is not nn.Linear for _, module, _ in taps.layers):
-            return None
         first, identity = taps.layers[0][0], False
         confirmed = False
-        for x, _ in samples.batches(64):
+        for x, _ in samples.batches(batch):
             logits = taps.forward(x, differentiate=False) if identity else None
             direct = logits is not None and taps.returns(first, logits) and taps.inputs_unchanged()
             if not direct:
@@ -249,10 +271,14 @@ def _layer_offsets(model: nn.Module, selection: Selection) -> list[torch.Tensor]
     return out
 
 
-def mean_gradient(model: nn.Module, selection: Selection, samples: Samples, batch_size: int = 512) -> torch.Tensor:
+def mean_gradient(
+    model: nn.Module, selection: Selection, samples: Samples, batch_size: int = 512, max_bytes: int = MAX_BYTES
+) -> torch.Tensor:
     """Gradient of the mean loss over `samples` w.r.t. the selected blocks,
-    in one pass. Only the selected parameters' tensors record the graph, so
-    layers before the first selected one run as plain inference."""
+    in one pass of batches of at most `batch_size` that fit in `max_bytes`.
+    Only the selected parameters' tensors record the graph, so layers before
+    the first selected one run as plain inference."""
+    batch_size = batch_for(model, selection, samples, 1, batch_size, max_bytes)
     params = dict(model.named_parameters())
     wanted = [name for name, _ in selection.parameters()]
     grads = {name: torch.zeros_like(params[name]) for name in wanted}
@@ -273,11 +299,18 @@ def mean_gradient(model: nn.Module, selection: Selection, samples: Samples, batc
 
 
 def exact_hessian(
-    model: nn.Module, selection: Selection, split: Samples, batch_size: int = 512, chunk_size: int = 64
+    model: nn.Module,
+    selection: Selection,
+    split: Samples,
+    batch_size: int = 512,
+    chunk_size: int = 64,
+    max_bytes: int = MAX_BYTES,
 ) -> torch.Tensor:
     """(d_S, d_S) Hessian of the mean loss over `split` w.r.t. the selected
     blocks: forward-over-reverse Hessian-vector products with the unit
-    vectors, `chunk_size` at a time."""
+    vectors, `chunk_size` at a time, on batches of at most `batch_size` that
+    fit in `max_bytes` (each product taken as two weightings)."""
+    batch_size = batch_for(model, selection, split, 2 * chunk_size, batch_size, max_bytes)
     loss, v = _restricted_loss(model, selection)
     basis = torch.eye(v.numel(), dtype=v.dtype, device=v.device)
     total, count = torch.zeros_like(basis), 0
@@ -292,17 +325,22 @@ def exact_hessian(
 
 
 def finite_difference_factor(
-    model: nn.Module, selection: Selection, split: Samples, checkpoints: tuple[dict, dict]
+    model: nn.Module,
+    selection: Selection,
+    split: Samples,
+    checkpoints: tuple[dict, dict],
+    max_bytes: int = MAX_BYTES,
 ) -> torch.Tensor:
     """Rank-1 factor u (1 x d_S) of the checkpoint estimate H ~ u^T u, with
     u = (g_last - g_prev) / sqrt(||w_last - w_prev||_1): the published
-    finite-difference curvature, with each checkpoint's own gradient."""
+    finite-difference curvature, with each checkpoint's own gradient (batches
+    that fit in `max_bytes`)."""
     grads, weights = [], []
     original = {k: t.detach().clone() for k, t in model.state_dict().items()}
     try:
         for state in checkpoints:
             model.load_state_dict(state)
-            grads.append(mean_gradient(model, selection, split))
+            grads.append(mean_gradient(model, selection, split, max_bytes=max_bytes))
             weights.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
     finally:
         model.load_state_dict(original)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._core import eval_mode
 from .units import Selection
 
 TAPPED = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -38,7 +39,8 @@ def _tolerance(dtype: torch.dtype) -> float:
 
 class Taps:
     """Forward hooks on the selected layers of `model`, while used as a context
-    manager (which also has the selected layers' parameters record gradients).
+    manager (which also has the selected layers' parameters alone record
+    gradients, so the graph starts at the first selected layer).
     A `forward` keeps each layer's input and its output or, to differentiate,
     a zero shift added to the output."""
 
@@ -50,11 +52,14 @@ class Taps:
         self.differentiate = False
         params = dict(model.named_parameters())
         self._params = [(name, params[name]) for name, _ in selection.parameters()]
+        self._all = list(params.values())
         self._recording: list[bool] = []
         self._handles: list = []
 
     def __enter__(self) -> "Taps":
-        self._recording = [p.requires_grad for _, p in self._params]
+        self._recording = [p.requires_grad for p in self._all]
+        for p in self._all:
+            p.requires_grad_(False)
         for _, p in self._params:
             p.requires_grad_(True)
         self._handles = [m.register_forward_hook(partial(self._hook, name=name)) for name, m, _ in self.layers]
@@ -63,7 +68,7 @@ class Taps:
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
             handle.remove()
-        for (_, p), recording in zip(self._params, self._recording):
+        for p, recording in zip(self._all, self._recording):
             p.requires_grad_(recording)
 
     def _hook(self, module, args, output, name):
@@ -154,6 +159,37 @@ class Taps:
             return False
         scale = float(truth.abs().max()) if truth.numel() else 0.0
         return bool(((guess - truth).abs() <= _tolerance(rows.dtype) * scale).all())
+
+
+def sample_bytes(model: nn.Module, selection: Selection, x: torch.Tensor, weightings: Optional[int]) -> int:
+    """Bytes one sample is estimated to take in a pass that differentiates R =
+    `weightings` weighted sums of its logits (None: one a class) w.r.t. the
+    selected blocks, as `tapped_rows` or torch.func's per-sample passes do:
+    the tensors its autograd graph saves, counted on a forward pass of x[:1]
+    in which only the selected parameters record, once for the graph and R
+    times over for the gradients flowing back (a bound: fewer are alive at
+    once); plus the selected layers' inputs unfolded into patches."""
+    fixed = {t.data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    saved: dict[tuple[int, int], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.data_ptr() not in fixed:
+            saved[(t.data_ptr(), t.numel())] = t.numel() * t.element_size()
+        return t
+
+    with eval_mode(model), Taps(model, selection) as taps, torch.enable_grad():  # eval: no statistics updated
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            logits = model(x[:1])
+    patches = 0
+    for name, module, _ in taps.layers:
+        for call in taps.seen[name]:
+            given = call["input"]
+            if given is not None:
+                spread = unfolded(module, given)
+                patches += (given if spread is None else spread).numel() * given.element_size()
+    if weightings is None:
+        weightings = logits.shape[-1] if isinstance(logits, torch.Tensor) and logits.dim() > 0 else 1
+    return sum(saved.values()) * (1 + weightings) + patches
 
 
 def each_class(logits: torch.Tensor) -> torch.Tensor:

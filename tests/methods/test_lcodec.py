@@ -16,7 +16,7 @@ from unlearn.compare.digits import DIGITS_OPTIONS
 from unlearn.evaluation import evaluate
 from unlearn.evaluation.metrics import gradient_norm
 from unlearn.methods import forget
-from unlearn.methods.lcodec import log_odds
+from unlearn.methods.lcodec import lcodec, log_odds
 from unlearn.models import LogisticRegression, ResNet18
 from unlearn.training import TRAINING_DEFAULTS
 from unlearn.units import Selection, Units
@@ -414,3 +414,19 @@ def test_a_sample_the_model_ignores_is_named_and_needs_no_foci_for_all_units():
         forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise="off")
     result = forget(model, "lcodec", forget=fs, retain=rs, perturbations=50, noise="off", selection="all")
     assert result.report["selected_params"] == 15
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_every_pass_keeps_to_the_memory_budget(digits, arch):
+    """memory_budget=0 leaves room for one sample a batch: every forward pass
+    of the request (copies, gradient, curvature, line search) takes one."""
+    model = unlearn.train(arch)
+    fs, rs = _split(digits.train, torch.arange(2))
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
+    options = dict(perturbations=50, curvature_samples=20, line_search_samples=20, forget_classes=None, seed=0)
+    for budget in (1 << 30, 0):
+        seen.clear()
+        report = lcodec(model, forget=Split(*fs), retain=Split(*rs), memory_budget=budget, **options)
+        assert report["selected_params"] > 0 and report["step_norm"] > 0
+        assert (max(seen) == 1) == (budget == 0)

@@ -61,12 +61,14 @@ SOLVE_RESIDUAL = 1e-6
 unconverged (a warning): the damping was too small for the curvature."""
 
 
-def _copy_bytes(model: nn.Module, units: Units, sample: torch.Tensor) -> int:
-    """Bytes one perturbed copy needs in a forward pass: its input and, twice
-    over, the outputs of the hooked layers (a margin for intermediates)."""
+def _copy_bytes(model: nn.Module, sample: torch.Tensor) -> int:
+    """Bytes one sample (a perturbed copy, say) needs in a forward pass without
+    gradients: its input and, twice over, the outputs of the Conv and Linear
+    layers (a margin for intermediates)."""
     elements = [sample.numel()]
     handles = [
-        layer.module.register_forward_hook(lambda m, i, o: elements.append(2 * o.numel())) for layer in units.layers
+        layer.module.register_forward_hook(lambda m, i, o: elements.append(2 * o.numel()))
+        for layer in Units(model).layers
     ]
     try:
         with torch.no_grad():
@@ -75,6 +77,12 @@ def _copy_bytes(model: nn.Module, units: Units, sample: torch.Tensor) -> int:
         for h in handles:
             h.remove()
     return sum(elements) * sample.element_size()
+
+
+def inference_batch(model: nn.Module, sample: torch.Tensor, max_bytes: int, cap: int) -> int:
+    """Samples (1 to `cap`) a forward pass without gradients takes at once
+    within `max_bytes` (`_copy_bytes` each)."""
+    return max(1, min(cap, max_bytes // _copy_bytes(model, sample)))
 
 
 def log_odds(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -113,7 +121,7 @@ def perturbation_features(
     features = torch.empty(last - first, units.columns, dtype=noisy.dtype, device=noisy.device)
     responses = torch.empty(last - first, dtype=torch.float64, device=noisy.device)
     budget = min(memory_budget, CPU_BATCH_BYTES) if noisy.device.type == "cpu" else memory_budget
-    batch = max(1, budget // _copy_bytes(model, units, noisy[0]))
+    batch = inference_batch(model, noisy[0], budget, k * copies)
     with torch.no_grad():
         for start in range(0, last - first, batch):
             end = min(last - first, start + batch)
@@ -197,15 +205,23 @@ def noise_scale(
 
 
 def retained_gradient(
-    model: nn.Module, chosen: Selection, forget: Split, retain: Samples, gradient: str, l2: float, n: int
+    model: nn.Module,
+    chosen: Selection,
+    forget: Split,
+    retain: Samples,
+    gradient: str,
+    l2: float,
+    n: int,
+    max_bytes: int,
 ) -> torch.Tensor:
     """grad_S of the retained objective (with the l2 term), from the retained
-    data or, with gradient="forget", from the forget data alone."""
+    data or, with gradient="forget", from the forget data alone (batches
+    that fit in `max_bytes`)."""
     weights = chosen.gather({name: p.detach() for name, p in model.named_parameters()})
     if gradient == "retain":
-        return curv.mean_gradient(model, chosen, retain) + l2 * weights
+        return curv.mean_gradient(model, chosen, retain, max_bytes=max_bytes) + l2 * weights
     k = len(forget)
-    return -(curv.mean_gradient(model, chosen, forget) * k + k * l2 * weights) / (n - k)
+    return -(curv.mean_gradient(model, chosen, forget, max_bytes=max_bytes) * k + k * l2 * weights) / (n - k)
 
 
 def curvature_factor(
@@ -225,28 +241,30 @@ def curvature_factor(
     semidefinite "gram" matrix, a dense, possibly indefinite, "hessian", or
     for the expected Fisher of Linear layers alone, where the dense matrix
     would fit in `max_bytes`, a "kronecker" `curv.KroneckerFactor` (solved by
-    conjugate gradients, never formed)."""
+    conjugate gradients, never formed). Its passes take batches that fit in
+    `max_bytes` too."""
     if curvature == "fd":
-        return curv.finite_difference_factor(model, chosen, retain, checkpoints), "factor"
+        return curv.finite_difference_factor(model, chosen, retain, checkpoints, max_bytes), "factor"
     gen = torch.Generator().manual_seed(seed)
     subset = retain.sample(samples, gen)
     if curvature == "exact":
-        return curv.exact_hessian(model, chosen, subset), "hessian"
+        return curv.exact_hessian(model, chosen, subset, max_bytes=max_bytes), "hessian"
     if fisher == "expected":
         # Where the dense matrix fits, its Kronecker parts give the same step for less;
         # where it does not, a factor of as many rows as fit stays cheaper than CG steps.
         fits = curv.dense_fits(chosen.size(model), max_bytes)
-        kronecker = curv.kronecker_factor(model, chosen, subset) if fits else None
+        kronecker = curv.kronecker_factor(model, chosen, subset, max_bytes) if fits else None
         if kronecker is not None:
             return kronecker, "kronecker"
         block, low_rank = curv.expected_fisher(model, chosen, subset, max_bytes)
         return block, "factor" if low_rank else "gram"
     if fisher == "model":  # labels drawn from the model: an unbiased Gauss-Newton estimate
+        batch = inference_batch(model, subset.inputs[0], max_bytes, len(subset))
         with torch.no_grad():
-            probs = torch.softmax(model(subset.inputs), dim=1)
+            probs = torch.cat([torch.softmax(model(x), dim=1) for x, _ in subset.batches(batch)])
         drawn = torch.multinomial(probs.cpu().double(), 1, generator=gen)[:, 0].to(subset.labels.device)
         subset = Split(subset.inputs, drawn)
-    return curv.per_sample_gradients(model, chosen, subset), "factor"
+    return curv.per_sample_gradients(model, chosen, subset, max_bytes=max_bytes), "factor"
 
 
 def default_damping(block: Curvature, kind: str, l2: float) -> float:
@@ -282,14 +300,16 @@ def trust_factor(step: torch.Tensor, weights: torch.Tensor, radius: Optional[flo
 
 
 def retained_objective(
-    model: nn.Module, chosen: Selection, sample: Split, l2: float, batch_size: int = 512
+    model: nn.Module, chosen: Selection, sample: Split, l2: float, max_bytes: int
 ) -> tuple[float, Callable[[torch.Tensor], float]]:
     """The retained objective (mean CE on `sample`, plus l2/2 ||w||^2) at the
     current weights, and change(delta): how much it moves when w_S moves by
     delta (the model itself unchanged). The CE is taken in float64 from the
     logits, and the change is formed from differences, so that a confident
-    model's near-zero loss still compares."""
+    model's near-zero loss still compares. Batches of at most 512 that fit in
+    `max_bytes`."""
     forward, v = curv.restricted_forward(model, chosen)
+    batch_size = inference_batch(model, sample.inputs[0], max_bytes, 512)
 
     def cross_entropy(w: torch.Tensor) -> float:
         with torch.no_grad():
@@ -342,12 +362,13 @@ def searched_step(
     samples: int,
     slack: float,
     seed: int,
+    max_bytes: int,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """`step` scaled by `backtrack` on the retained objective of `samples`
     retained samples (seeded), allowed to rise by `slack` times its value,
     with a warning when no scale qualifies; and what the search found."""
     sample = retain.sample(samples, torch.Generator().manual_seed(seed))
-    objective, change = retained_objective(model, chosen, sample, l2)
+    objective, change = retained_objective(model, chosen, sample, l2, max_bytes)
     scale, made, moved = backtrack(change, step, trials, slack * objective)
     if scale == 0:
         warnings.warn(
@@ -461,7 +482,7 @@ def lcodec(
     delta: OpenFraction = 0.01,
     smoothness: NonNegative = 0.25,
     lipschitz: NonNegative = 1.0,
-    memory_budget: NonNegativeInt = 256 << 20,
+    memory_budget: NonNegativeInt = curv.MAX_BYTES,
     group: Optional[Any] = None,
 ) -> dict:
     """Removes the forget samples' influence from the selected blocks S by a
@@ -513,7 +534,7 @@ def lcodec(
         delta: privacy delta of the noise
         smoothness: smoothness constant M of the loss, in the noise scale
         lipschitz: Lipschitz constant L of the loss, in the noise scale
-        memory_budget: bytes the perturbed copies' forward passes may use at once (on the CPU at most CPU_BATCH_BYTES)
+        memory_budget: bytes a batch of any pass may use (estimated; copies on the CPU: at most CPU_BATCH_BYTES)
         group: torch.distributed process group sharing the work (None: one process)
     """
     if curvature == "fd" and (checkpoints is None or len(checkpoints) != 2):
@@ -559,7 +580,7 @@ def lcodec(
 
     chosen = Selection.from_columns(units, columns)
     with timer("gradient"):
-        g = retained_gradient(model, chosen, forget, retain, gradient, l2, n)
+        g = retained_gradient(model, chosen, forget, retain, gradient, l2, n, memory_budget)
     with timer("curvature"):
         block, kind = curvature_factor(
             model,
@@ -600,6 +621,7 @@ def lcodec(
             samples=line_search_samples,
             slack=line_search_slack,
             seed=seed,
+            max_bytes=memory_budget,
         )
         chosen.scatter_add(model, step)
     with timer("noise"):
