@@ -1,8 +1,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
 from unlearn import Split, curvature, models, taps
+from unlearn._core import as_split
 from unlearn.units import Selection, Units
 
 
@@ -158,12 +160,13 @@ def test_conjugate_gradients_report_a_damping_too_small_to_converge(gen):
 def test_batches_fit_the_budget_and_stay_within_the_cap(gen, weightings):
     model = models.build("cnn").double().eval()
     selection = Selection.from_columns(Units(model), [0, 5])
-    x = torch.randn(9, 1, 8, 8, generator=gen, dtype=torch.float64)
-    split = Split(x, torch.zeros(9, dtype=torch.long))
+    x = torch.randn(23, 1, 8, 8, generator=gen, dtype=torch.float64)
+    y = torch.arange(23)
     each = taps.sample_bytes(model, selection, x, weightings)
-    assert curvature.batch_for(model, selection, split, weightings, 64, 0) == 1  # never less than one
-    assert curvature.batch_for(model, selection, split, weightings, 64, 5 * each + each // 2) == 5
-    assert curvature.batch_for(model, selection, split, weightings, 64, 1 << 50) == 64
+    for budget, sizes in [(0, [1] * 23), (5 * each + each // 2, [5, 5, 2, 5, 5, 1]), (1 << 50, [12, 11])]:
+        pieces = list(curvature.budgeted(model, selection, Split(x, y), weightings, 12, budget))
+        assert [len(py) for _, py in pieces] == sizes  # never less than one, never more than the cap
+        assert torch.equal(torch.cat([py for _, py in pieces]), y)  # every sample once, in order
 
 
 def _budgeted(run, model, selection, split, budget):
@@ -199,3 +202,62 @@ def test_a_smaller_budget_takes_smaller_batches_and_gives_the_same_result(gen, n
     narrow, narrow_batches = _budgeted(run, model, selection, split, small)
     assert max(wide_batches) == 40 and max(narrow_batches) == small // each < 40
     torch.testing.assert_close(narrow, wide, rtol=1e-10, atol=1e-14)
+
+
+class _CountingLoader(DataLoader):
+    """A DataLoader that counts the passes made over it."""
+
+    def __iter__(self):
+        self.passes = getattr(self, "passes", 0) + 1
+        return super().__iter__()
+
+
+def test_a_loader_is_read_once_a_pass_with_the_same_result_as_tensors(gen):
+    model = models.build("cnn").double().eval()
+    units = Units(model)
+    selection = Selection.from_columns(units, [2, units.columns - 3])
+    x = torch.randn(30, 1, 8, 8, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (30,), generator=gen)
+    loader = _CountingLoader(TensorDataset(x, y), batch_size=7)
+    stream = as_split(loader, "retain")
+    for run in (curvature.mean_gradient, curvature.per_sample_gradients):
+        before = getattr(loader, "passes", 0)
+        streamed = run(model, selection, stream, max_bytes=1 << 20)
+        assert loader.passes == before + 1
+        torch.testing.assert_close(streamed, run(model, selection, Split(x, y)), rtol=1e-10, atol=1e-14)
+
+
+class _SparseMix(torch.nn.Module):
+    """A sparse buffer mixes the inputs before the head (no storage to count)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mix", (2 * torch.eye(8, dtype=torch.float64)).to_sparse())
+        self.head = torch.nn.Linear(8, 10).double()
+
+    def forward(self, x):
+        return self.head(torch.sparse.mm(self.mix, x.T).T)
+
+
+def test_a_model_with_a_sparse_buffer_is_sized_and_differentiated(gen):
+    model = _SparseMix().eval()
+    selection = Selection.from_columns(Units(model), [1, 4])
+    x = torch.randn(9, 8, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (9,), generator=gen)
+    gradient = curvature.mean_gradient(model, selection, Split(x, y))
+    F.cross_entropy(model(x), y).backward()
+    expected = selection.gather({name: p.grad for name, p in model.named_parameters()})
+    torch.testing.assert_close(gradient, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_exact_hessian_takes_every_product_at_once_without_a_chunk_size(gen):
+    model = models.build("mlp").double().eval()
+    selection = Selection.from_columns(Units(model), [0, Units(model).columns - 1])
+    x = torch.randn(12, 1, 8, 8, generator=gen, dtype=torch.float64)
+    split = Split(x, torch.randint(0, 10, (12,), generator=gen))
+    torch.testing.assert_close(
+        curvature.exact_hessian(model, selection, split, chunk_size=None),
+        curvature.exact_hessian(model, selection, split, chunk_size=16),
+        rtol=1e-12,
+        atol=1e-15,
+    )

@@ -267,3 +267,23 @@ def test_sample_bytes_count_the_graph_from_the_first_selected_layer_and_grow_wit
     assert sample_bytes(model, first, x, None) == sample_bytes(model, first, x, 10)  # one weighting a class
     assert all(m.training for m in model.modules())  # modes as they were
     assert all(torch.equal(b, states[name]) for name, b in model.named_buffers())  # no statistics updated
+
+
+class _OwnConv(nn.Conv2d):
+    """A Conv2d subclass: the taps take only the exact layer types."""
+
+
+def _padded(conv_type):
+    torch.manual_seed(0)
+    return nn.Sequential(conv_type(1, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 64, 10)).double().eval()
+
+
+def test_sample_bytes_count_torch_funcs_whole_parameter_gradients_where_the_taps_cannot_go(gen):
+    x = torch.randn(3, 1, 8, 8, generator=gen, dtype=torch.float64)
+    tapped, fallback = _padded(nn.Conv2d), _padded(_OwnConv)
+    selection = Selection.from_columns(Units(tapped), [1])
+    whole = 10 * (4 * 9 + 4) * 8  # ten weightings, the conv's weight and bias gradients in float64
+    patches, given = 9 * 64 * 8, 64 * 8  # the unfolded input the tapped layer is counted with, the input alone
+    difference = sample_bytes(fallback, selection, x, 10) - sample_bytes(tapped, selection, x, 10)
+    assert difference == whole - patches + given
+    assert tapped_rows(fallback, selection, x, each_class) is None  # it does take torch.func's route

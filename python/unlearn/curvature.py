@@ -6,31 +6,36 @@ finite-difference estimate from two checkpoints."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 
-from ._core import Samples, first_inputs
+from ._core import Samples
 from .taps import Taps, each_class, layer_rows, sample_bytes, tapped_rows, unfolded
 from .units import Selection
 
 MAX_BYTES = 256 << 20
-"""Default bytes the passes of one batch may take (`batch_for`)."""
+"""Default bytes the passes of one batch may take (`budgeted`)."""
 
 
-def batch_for(
+def budgeted(
     model: nn.Module, selection: Selection, samples: Samples, weightings: Optional[int], cap: int, max_bytes: int
-) -> int:
-    """Samples a batch (1 to `cap`) whose differentiating pass is estimated to
-    fit in `max_bytes` (`taps.sample_bytes`, R = `weightings`); on the CPU
-    the batch size barely changes the time per sample (a full-width
-    ResNet-18's logit Jacobians took 13.2 s per 256 samples in batches of 4
-    and 13.6 s in batches of 64, at 0.47 and 1.9 GB)."""
-    each = sample_bytes(model, selection, first_inputs(samples), weightings)
-    return max(1, min(cap, max_bytes // max(each, 1)))
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches of one pass over `samples` (read `cap` at a time), cut into
+    pieces whose differentiating pass is estimated to fit in `max_bytes`
+    (`taps.sample_bytes` of the first batch, R = `weightings`; at least one
+    sample). On the CPU the piece size barely changes the time per sample (a
+    full-width ResNet-18's logit Jacobians took 13.2 s per 256 samples in
+    pieces of 4 and 13.6 s in pieces of 64, at 0.47 and 1.9 GB)."""
+    size = None
+    for x, y in samples.batches(cap):
+        if size is None:
+            size = max(1, min(cap, max_bytes // max(1, sample_bytes(model, selection, x, weightings))))
+        for start in range(0, len(x), size):
+            yield x[start : start + size], y[start : start + size]
 
 
 def restricted_forward(model: nn.Module, selection: Selection) -> tuple[Callable, torch.Tensor]:
@@ -70,7 +75,7 @@ def per_sample_gradients(
     loss, v = _restricted_loss(model, selection)
     one = vmap(grad(lambda v, x, y: loss(v, x[None], y[None])), in_dims=(None, 0, 0))
     out = []
-    for x, y in split.batches(batch_for(model, selection, split, 1, batch_size, max_bytes)):
+    for x, y in budgeted(model, selection, split, 1, batch_size, max_bytes):
 
         def residual(logits: torch.Tensor, y: torch.Tensor = y) -> torch.Tensor:
             return (torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype))[None]
@@ -120,9 +125,12 @@ def expected_fisher(
     d = selection.size(model)
     dense = dense_fits(d, max_bytes)
     gram: Optional[torch.Tensor] = None
-    rows, count, room = [], 0, max(1, max_bytes // (4 * d))
-    for x, _ in samples.batches(batch_for(model, selection, samples, None, 64, max_bytes)):
+    rows, count, room, classes = [], 0, max(1, max_bytes // (4 * d)), None
+    for x, _ in budgeted(model, selection, samples, None, 64, max_bytes):
+        if not dense and classes is not None:  # only the samples whose rows still fit
+            x = x[: -(-(room - sum(len(r) for r in rows)) // classes)]
         logits, j = logit_jacobians(model, selection, x)  # (batch, C, d_S)
+        classes = logits.shape[1]
         p = torch.softmax(logits.double(), dim=1).to(j.dtype)
         centred = j - torch.einsum("bc,bcd->bd", p, j)[:, None, :]
         part = ((p * p.shape[1]).sqrt()[:, :, None] * centred).reshape(-1, d)
@@ -212,11 +220,10 @@ def kronecker_factor(
     modules = dict(model.named_modules())
     if any(type(modules[name]) is not nn.Linear for name in selection.rows):
         return None
-    batch = batch_for(model, selection, samples, None, 64, max_bytes)
     with Taps(model, selection) as taps:
         first, identity = taps.layers[0][0], False
         confirmed = False
-        for x, _ in samples.batches(batch):
+        for x, _ in budgeted(model, selection, samples, None, 64, max_bytes):
             logits = taps.forward(x, differentiate=False) if identity else None
             direct = logits is not None and taps.returns(first, logits) and taps.inputs_unchanged()
             if not direct:
@@ -274,11 +281,11 @@ def _layer_offsets(model: nn.Module, selection: Selection) -> list[torch.Tensor]
 def mean_gradient(
     model: nn.Module, selection: Selection, samples: Samples, batch_size: int = 512, max_bytes: int = MAX_BYTES
 ) -> torch.Tensor:
-    """Gradient of the mean loss over `samples` w.r.t. the selected blocks,
-    in one pass of batches of at most `batch_size` that fit in `max_bytes`.
+    """Gradient of the mean loss over `samples` w.r.t. the selected blocks
+    (model in eval mode: the batches, of at most `batch_size` that fit in
+    `max_bytes`, may be of any size), in one pass.
     Only the selected parameters' tensors record the graph, so layers before
     the first selected one run as plain inference."""
-    batch_size = batch_for(model, selection, samples, 1, batch_size, max_bytes)
     params = dict(model.named_parameters())
     wanted = [name for name, _ in selection.parameters()]
     grads = {name: torch.zeros_like(params[name]) for name in wanted}
@@ -287,7 +294,7 @@ def mean_gradient(
     try:
         for name, p in params.items():
             p.requires_grad_(name in grads)
-        for x, y in samples.batches(batch_size):
+        for x, y in budgeted(model, selection, samples, 1, batch_size, max_bytes):
             loss = F.cross_entropy(model(x), y, reduction="sum")
             for name, g in zip(wanted, torch.autograd.grad(loss, [params[n] for n in wanted])):
                 grads[name] += g
@@ -303,18 +310,19 @@ def exact_hessian(
     selection: Selection,
     split: Samples,
     batch_size: int = 512,
-    chunk_size: int = 64,
+    chunk_size: Optional[int] = 64,
     max_bytes: int = MAX_BYTES,
 ) -> torch.Tensor:
     """(d_S, d_S) Hessian of the mean loss over `split` w.r.t. the selected
     blocks: forward-over-reverse Hessian-vector products with the unit
-    vectors, `chunk_size` at a time, on batches of at most `batch_size` that
-    fit in `max_bytes` (each product taken as two weightings)."""
-    batch_size = batch_for(model, selection, split, 2 * chunk_size, batch_size, max_bytes)
+    vectors, `chunk_size` at a time (None: all), on batches of at most
+    `batch_size` that fit in `max_bytes` (each product taken as two
+    weightings)."""
     loss, v = _restricted_loss(model, selection)
     basis = torch.eye(v.numel(), dtype=v.dtype, device=v.device)
     total, count = torch.zeros_like(basis), 0
-    for x, y in split.batches(batch_size):
+    products = min(chunk_size or len(v), len(v))
+    for x, y in budgeted(model, selection, split, 2 * products, batch_size, max_bytes):
 
         def hvp(t: torch.Tensor, x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
             return jvp(lambda w: grad(loss)(w, x, y), (v,), (t,))[1]

@@ -161,35 +161,50 @@ class Taps:
         return bool(((guess - truth).abs() <= _tolerance(rows.dtype) * scale).all())
 
 
+def _strided(t: torch.Tensor) -> bool:
+    return t.layout == torch.strided  # sparse tensors have no storage to count
+
+
 def sample_bytes(model: nn.Module, selection: Selection, x: torch.Tensor, weightings: Optional[int]) -> int:
     """Bytes one sample is estimated to take in a pass that differentiates R =
     `weightings` weighted sums of its logits (None: one a class) w.r.t. the
-    selected blocks, as `tapped_rows` or torch.func's per-sample passes do:
-    the tensors its autograd graph saves, counted on a forward pass of x[:1]
-    in which only the selected parameters record, once for the graph and R
+    selected blocks, as `tapped_rows` or torch.func's per-sample passes do,
+    counted on a forward pass of x[:1] in which only the selected parameters
+    record: the tensors its autograd graph saves, once for the graph and R
     times over for the gradients flowing back (a bound: fewer are alive at
-    once); plus the selected layers' inputs unfolded into patches."""
-    fixed = {t.data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    once); the selected layers' inputs unfolded into patches; R rows of d_S
+    entries, three times over (the rows and their centred and scaled
+    copies); and where a selected layer is one the taps cannot take,
+    torch.func's R gradients of each selected parameter whole."""
+    fixed = {t.data_ptr() for t in [*model.parameters(), *model.buffers()] if _strided(t)}
     saved: dict[tuple[int, int], int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        if t.data_ptr() not in fixed:
+        if _strided(t) and t.data_ptr() not in fixed:
             saved[(t.data_ptr(), t.numel())] = t.numel() * t.element_size()
         return t
 
     with eval_mode(model), Taps(model, selection) as taps, torch.enable_grad():  # eval: no statistics updated
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             logits = model(x[:1])
-    patches = 0
-    for name, module, _ in taps.layers:
-        for call in taps.seen[name]:
-            given = call["input"]
-            if given is not None:
-                spread = unfolded(module, given)
-                patches += (given if spread is None else spread).numel() * given.element_size()
     if weightings is None:
         weightings = logits.shape[-1] if isinstance(logits, torch.Tensor) and logits.dim() > 0 else 1
-    return sum(saved.values()) * (1 + weightings) + patches
+    patches, tapped = 0, True
+    for name, module, _ in taps.layers:
+        calls = taps.seen[name]
+        tapped &= type(module) in TAPPED and len(calls) == 1
+        for call in calls:
+            given = call["input"]
+            spread = None if given is None else unfolded(module, given)
+            tapped &= spread is not None
+            if given is not None:
+                patches += (given if spread is None else spread).numel() * given.element_size()
+    params = dict(model.named_parameters())
+    blocks = [params[name] for name, _ in selection.parameters()]
+    item = max(p.element_size() for p in blocks)
+    rows = 3 * weightings * selection.size(model) * item
+    whole = 0 if tapped else weightings * sum(p.numel() for p in blocks) * item
+    return sum(saved.values()) * (1 + weightings) + patches + rows + whole
 
 
 def each_class(logits: torch.Tensor) -> torch.Tensor:
