@@ -287,3 +287,5 @@ def test_sample_bytes_count_torch_funcs_whole_parameter_gradients_where_the_taps
     difference = sample_bytes(fallback, selection, x, 10) - sample_bytes(tapped, selection, x, 10)
     assert difference == whole - patches + given
     assert tapped_rows(fallback, selection, x, each_class) is None  # it does take torch.func's route
+    summed = [sample_bytes(model, selection, x, 1, per_sample=False) for model in (tapped, fallback)]
+    assert summed[0] == summed[1] < sample_bytes(tapped, selection, x, 1)  # a summed gradient: the graph alone

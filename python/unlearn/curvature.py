@@ -22,18 +22,25 @@ MAX_BYTES = 256 << 20
 
 
 def budgeted(
-    model: nn.Module, selection: Selection, samples: Samples, weightings: Optional[int], cap: int, max_bytes: int
+    model: nn.Module,
+    selection: Selection,
+    samples: Samples,
+    weightings: Optional[int],
+    cap: int,
+    max_bytes: int,
+    per_sample: bool = True,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of one pass over `samples` (read `cap` at a time), cut into
     pieces whose differentiating pass is estimated to fit in `max_bytes`
-    (`taps.sample_bytes` of the first batch, R = `weightings`; at least one
-    sample). On the CPU the piece size barely changes the time per sample (a
+    (`taps.sample_bytes` of the first batch, R = `weightings`, `per_sample`
+    results or a summed one; at least one sample). On the CPU the piece size barely changes the time per sample (a
     full-width ResNet-18's logit Jacobians took 13.2 s per 256 samples in
     pieces of 4 and 13.6 s in pieces of 64, at 0.47 and 1.9 GB)."""
     size = None
     for x, y in samples.batches(cap):
         if size is None:
-            size = max(1, min(cap, max_bytes // max(1, sample_bytes(model, selection, x, weightings))))
+            each = sample_bytes(model, selection, x, weightings, per_sample)
+            size = max(1, min(cap, max_bytes // max(1, each)))
         for start in range(0, len(x), size):
             yield x[start : start + size], y[start : start + size]
 
@@ -294,7 +301,7 @@ def mean_gradient(
     try:
         for name, p in params.items():
             p.requires_grad_(name in grads)
-        for x, y in budgeted(model, selection, samples, 1, batch_size, max_bytes):
+        for x, y in budgeted(model, selection, samples, 1, batch_size, max_bytes, per_sample=False):
             loss = F.cross_entropy(model(x), y, reduction="sum")
             for name, g in zip(wanted, torch.autograd.grad(loss, [params[n] for n in wanted])):
                 grads[name] += g

@@ -165,7 +165,9 @@ def _strided(t: torch.Tensor) -> bool:
     return t.layout == torch.strided  # sparse tensors have no storage to count
 
 
-def sample_bytes(model: nn.Module, selection: Selection, x: torch.Tensor, weightings: Optional[int]) -> int:
+def sample_bytes(
+    model: nn.Module, selection: Selection, x: torch.Tensor, weightings: Optional[int], per_sample: bool = True
+) -> int:
     """Bytes one sample is estimated to take in a pass that differentiates R =
     `weightings` weighted sums of its logits (None: one a class) w.r.t. the
     selected blocks, as `tapped_rows` or torch.func's per-sample passes do,
@@ -175,7 +177,8 @@ def sample_bytes(model: nn.Module, selection: Selection, x: torch.Tensor, weight
     once); the selected layers' inputs unfolded into patches; R rows of d_S
     entries, three times over (the rows and their centred and scaled
     copies); and where a selected layer is one the taps cannot take,
-    torch.func's R gradients of each selected parameter whole."""
+    torch.func's R gradients of each selected parameter whole. Without
+    `per_sample` (a gradient summed over the batch), the graph alone."""
     fixed = {t.data_ptr() for t in [*model.parameters(), *model.buffers()] if _strided(t)}
     saved: dict[tuple[int, int], int] = {}
 
@@ -189,6 +192,9 @@ def sample_bytes(model: nn.Module, selection: Selection, x: torch.Tensor, weight
             logits = model(x[:1])
     if weightings is None:
         weightings = logits.shape[-1] if isinstance(logits, torch.Tensor) and logits.dim() > 0 else 1
+    graph = sum(saved.values()) * (1 + weightings)
+    if not per_sample:
+        return graph
     patches, tapped = 0, True
     for name, module, _ in taps.layers:
         calls = taps.seen[name]
@@ -204,7 +210,7 @@ def sample_bytes(model: nn.Module, selection: Selection, x: torch.Tensor, weight
     item = max(p.element_size() for p in blocks)
     rows = 3 * weightings * selection.size(model) * item
     whole = 0 if tapped else weightings * sum(p.numel() for p in blocks) * item
-    return sum(saved.values()) * (1 + weightings) + patches + rows + whole
+    return graph + patches + rows + whole
 
 
 def each_class(logits: torch.Tensor) -> torch.Tensor:
