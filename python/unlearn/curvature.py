@@ -33,9 +33,10 @@ def budgeted(
     """The batches of one pass over `samples` (read `cap` at a time), cut into
     pieces whose differentiating pass is estimated to fit in `max_bytes`
     (`taps.sample_bytes` of the first batch, R = `weightings`, `per_sample`
-    results or a summed one; at least one sample). On the CPU the piece size barely changes the time per sample (a
-    full-width ResNet-18's logit Jacobians took 13.2 s per 256 samples in
-    pieces of 4 and 13.6 s in pieces of 64, at 0.47 and 1.9 GB)."""
+    results or a summed one; at least one sample). On the CPU the piece size
+    barely changes the time per sample (a full-width ResNet-18's logit
+    Jacobians took 13.2 s per 256 samples in pieces of 4 and 13.6 s in
+    pieces of 64, at 0.47 and 1.9 GB)."""
     size = None
     for x, y in samples.batches(cap):
         if size is None:
@@ -132,10 +133,10 @@ def expected_fisher(
     d = selection.size(model)
     dense = dense_fits(d, max_bytes)
     gram: Optional[torch.Tensor] = None
-    rows, count, room, classes = [], 0, max(1, max_bytes // (4 * d)), None
+    rows, count, kept, room, classes = [], 0, 0, max(1, max_bytes // (4 * d)), None
     for x, _ in budgeted(model, selection, samples, None, 64, max_bytes):
         if not dense and classes is not None:  # only the samples whose rows still fit
-            x = x[: -(-(room - sum(len(r) for r in rows)) // classes)]
+            x = x[: -(-(room - kept) // classes)]
         logits, j = logit_jacobians(model, selection, x)  # (batch, C, d_S)
         classes = logits.shape[1]
         p = torch.softmax(logits.double(), dim=1).to(j.dtype)
@@ -146,8 +147,9 @@ def expected_fisher(
             gram = torch.zeros(d, d, dtype=torch.float64, device=part.device) if gram is None else gram
             gram.add_(part.T @ part)
         else:
-            rows.append(part[: room - sum(len(r) for r in rows)])
-            if sum(len(r) for r in rows) >= room:
+            rows.append(part[: room - kept])
+            kept += len(rows[-1])
+            if kept >= room:
                 break
     if dense:
         return gram.div_(count), False
@@ -224,10 +226,9 @@ def kronecker_factor(
     Jacobian is the identity); batches of at most 64 that fit in `max_bytes`."""
     inputs: list[list[torch.Tensor]] = [[] for _ in selection.rows]
     centred: list[list[torch.Tensor]] = [[] for _ in selection.rows]
-    modules = dict(model.named_modules())
-    if any(type(modules[name]) is not nn.Linear for name in selection.rows):
-        return None
     with Taps(model, selection) as taps:
+        if any(type(module) is not nn.Linear for _, module, _ in taps.layers):
+            return None  # before the first batch, whose budget probe would be wasted
         first, identity = taps.layers[0][0], False
         confirmed = False
         for x, _ in budgeted(model, selection, samples, None, 64, max_bytes):
@@ -290,9 +291,9 @@ def mean_gradient(
 ) -> torch.Tensor:
     """Gradient of the mean loss over `samples` w.r.t. the selected blocks
     (model in eval mode: the batches, of at most `batch_size` that fit in
-    `max_bytes`, may be of any size), in one pass.
-    Only the selected parameters' tensors record the graph, so layers before
-    the first selected one run as plain inference."""
+    `max_bytes`, may be of any size), in one pass. Only the selected
+    parameters' tensors record the graph, so layers before the first
+    selected one run as plain inference."""
     params = dict(model.named_parameters())
     wanted = [name for name, _ in selection.parameters()]
     grads = {name: torch.zeros_like(params[name]) for name in wanted}

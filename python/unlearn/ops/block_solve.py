@@ -29,7 +29,7 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
     A block whose damped matrix is not positive definite, singular to
     rounding (where it is factored itself, dense or m >= d_b: a squared
     Cholesky pivot at most max(d_b, 16) eps times its own diagonal entry, eps
-    of the factor's dtype or of g's for a dense block),
-    or too ill-conditioned for a finite solution in g's dtype (a damping lost
-    in rounding), is refused with a ValueError naming it."""
+    of the factor's dtype or of g's for a dense block), or too
+    ill-conditioned for a finite solution in g's dtype (a damping lost in
+    rounding), is refused with a ValueError naming it."""
     return torch.ops.unlearn.block_solve(blocks, g, damping, low_rank)
