@@ -289,3 +289,60 @@ def test_sample_bytes_count_torch_funcs_whole_parameter_gradients_where_the_taps
     assert tapped_rows(fallback, selection, x, each_class) is None  # it does take torch.func's route
     summed = [sample_bytes(model, selection, x, 1, per_sample=False) for model in (tapped, fallback)]
     assert summed[0] == summed[1] < sample_bytes(tapped, selection, x, 1)  # a summed gradient: the graph alone
+
+
+def _wide(variant: str) -> nn.Module:
+    """Three Linear layers, the middle one plain, holding the first one's
+    weight, or weight-normed."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 10))
+    if variant == "shared":
+        model[2].weight = model[0].weight
+    elif variant == "weight_norm":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nn.utils.weight_norm(model[2])
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("variant", ["shared", "weight_norm"])
+def test_sample_bytes_foresee_torch_func_for_weights_shared_or_reparametrised(gen, variant):
+    """A layer whose weight another layer holds too, or that is computed from
+    other parameters, goes to torch.func: the estimate counts its whole
+    per-sample parameter gradients before any pass is made."""
+    x = torch.randn(2, 256, generator=gen, dtype=torch.float64)
+    plain, other = _wide("plain"), _wide(variant)
+    chosen = [Selection.from_columns(Units(model), [256]) for model in (plain, other)]  # a middle-layer unit
+    whole = 10 * sum(p.numel() for _, p in other[2].named_parameters()) * 8  # ten weightings, float64
+    assert tapped_rows(other, chosen[1], x, each_class) is None
+    assert sample_bytes(plain, chosen[0], x, 10) < whole <= sample_bytes(other, chosen[1], x, 10)
+
+
+class _Shared(nn.Module):
+    """Two Linear layers that hold one weight tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second, self.head = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 10)
+        self.second.weight = self.first.weight
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.second(torch.tanh(self.first(x)))))
+
+
+def test_a_weight_two_selected_layers_hold_is_one_block_with_its_whole_gradient(gen):
+    torch.manual_seed(0)
+    model = _Shared().double().eval()
+    units = Units(model)
+    selection = Selection.from_columns(units, [0, 3, 11, units.columns - 1])  # units 0, 3 of first, 3 of second
+    blocks = selection.parameters()
+    assert [name for name, _ in blocks] == ["first.weight", "first.bias", "second.bias", "head.weight", "head.bias"]
+    assert blocks[0][1].tolist() == [0, 3] and blocks[2][1].tolist() == [3]
+    x = torch.randn(5, 8, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (5,), generator=gen)
+    ours = curvature.per_sample_gradients(model, selection, Split(x, y))
+    for i in range(len(x)):  # autograd sums the shared tensor's gradient over both of its uses
+        model.zero_grad()
+        F.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+        expected = selection.gather({name: p.grad for name, p in model.named_parameters()})
+        torch.testing.assert_close(ours[i], expected, rtol=0, atol=1e-12)

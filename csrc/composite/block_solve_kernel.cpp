@@ -51,6 +51,30 @@ at::Tensor singular(const at::Tensor& factor, const at::Tensor& h, double eps) {
   return (factor.diagonal(0, 1, 2).square() <= h.diagonal(0, 1, 2) * tolerance).any(1);
 }
 
+// U r and then U^T w / m for the stacked factors U (B, m, d, the blocks'
+// dtype) in `dtype`, converted `conversion_rows` rows at a time (the same for
+// every batch size, so a block's result does not depend on those batched
+// with it).
+at::Tensor times(const at::Tensor& u, const at::Tensor& r, at::ScalarType dtype) {
+  std::vector<at::Tensor> parts;
+  const int64_t rows = conversion_rows(u.size(2));
+  for (int64_t start = 0; start < u.size(1); start += rows) {
+    parts.push_back(at::matmul(u.narrow(1, start, std::min(rows, u.size(1) - start)).to(dtype), r));
+  }
+  return at::cat(parts, 1);
+}
+
+at::Tensor times_transposed(const at::Tensor& u, const at::Tensor& w, at::ScalarType dtype) {
+  at::Tensor sum;
+  const int64_t rows = conversion_rows(u.size(2));
+  for (int64_t start = 0; start < u.size(1); start += rows) {
+    const int64_t n = std::min(rows, u.size(1) - start);
+    const auto part = at::matmul(u.narrow(1, start, n).to(dtype).transpose(1, 2), w.narrow(1, start, n));
+    sum = sum.defined() ? sum.add_(part) : part;
+  }
+  return sum / static_cast<double>(u.size(1));
+}
+
 // The epsilon of a dtype (float32 or float64).
 double epsilon(at::ScalarType dtype) {
   return dtype == at::kFloat ? std::numeric_limits<float>::epsilon() : std::numeric_limits<double>::epsilon();
@@ -79,8 +103,8 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       mats.push_back(blocks[b]);
       rhs.push_back(g.narrow(0, offsets[b], d));
     }
-    const auto stored = at::stack(mats);  // (B, m, d) or (B, d, d), the blocks' dtype
-    const auto a = stored.to(g.scalar_type());
+    // (B, m, d) or (B, d, d), the blocks' dtype: a lone contiguous block is not copied.
+    const auto stored = mats.size() == 1 ? mats[0].contiguous().unsqueeze(0) : at::stack(mats);
     // The right-hand sides brought to a moderate scale by an exact power of
     // two (the solve is linear): U g must not underflow where g is tiny.
     const auto given = at::stack(rhs).unsqueeze(-1);  // (B, d, 1)
@@ -99,8 +123,8 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       auto inner = at::matmul(stored, stored.transpose(1, 2)).to(g.scalar_type()) / static_cast<double>(m);
       inner.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(inner, ids, first_bad);
-      const auto w = at::cholesky_solve(at::matmul(a, r), factor);
-      x = (r - at::matmul(a.transpose(1, 2), w) / static_cast<double>(m)) / damping;
+      const auto w = at::cholesky_solve(times(stored, r, g.scalar_type()), factor);
+      x = (r - times_transposed(stored, w, g.scalar_type())) / damping;
     } else {
       at::Tensor h;
       if (factored) {  // each product on its own, bit for bit the twin's (a batched one rounds otherwise)
@@ -108,7 +132,7 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
         for (const int64_t b : ids) products.push_back(at::matmul(blocks[b].t(), blocks[b]));
         h = at::stack(products).to(g.scalar_type()) / static_cast<double>(m);
       } else {
-        h = a.clone();
+        h = stored.to(g.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
       }
       h.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(h, ids, first_bad);

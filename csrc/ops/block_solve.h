@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -11,6 +12,23 @@
 #include "ops/checks.h"
 
 namespace unlearn {
+
+// Rows of a factor (m x d) brought to another dtype at a time: about 4 MiB of
+// float64, so that neither the check nor the solve of a factor sized to a
+// memory budget holds a converted copy of it whole. The twin takes the same.
+inline int64_t conversion_rows(int64_t d) { return std::max<int64_t>(1, (int64_t{1} << 19) / std::max<int64_t>(1, d)); }
+
+// The largest diagonal entry of U^T U / m in `dtype`: column sums of squares
+// summed chunk by chunk of `conversion_rows` rows, in the twin's order.
+inline at::Tensor largest_diagonal(const at::Tensor& a, at::ScalarType dtype) {
+  const int64_t rows = conversion_rows(a.size(1));
+  at::Tensor sums;
+  for (int64_t start = 0; start < a.size(0); start += rows) {
+    const auto part = a.narrow(0, start, std::min(rows, a.size(0) - start)).to(dtype).square().sum(0);
+    sums = sums.defined() ? sums + part : part;
+  }
+  return (sums / static_cast<double>(a.size(0))).max();
+}
 
 inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
                               const std::vector<bool>& low_rank) {
@@ -47,11 +65,11 @@ inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double
   // A factor with m < d leaves the damping as the smallest eigenvalue: lost
   // in rounding next to the largest diagonal entry of U^T U / m, the damped
   // matrix is singular in g's dtype (the twin's Cholesky then passes or fails
-  // on rounding noise). Computed with the twin's very tensor ops.
+  // on rounding noise). Computed with the twin's very tensor ops, in chunks.
   for (size_t b = 0; b < blocks.size(); ++b) {
     const auto& a = blocks[b];
     if (!low_rank[b] || a.size(0) >= a.size(1)) continue;
-    const auto largest = (a.to(g.scalar_type()).square().sum(0) / static_cast<double>(a.size(0))).max();
+    const auto largest = largest_diagonal(a, g.scalar_type());
     TORCH_CHECK_VALUE(!(largest + damping == largest).item<bool>(), "block_solve: block ", b, " has rank ", a.size(0),
                       " < size ", a.size(1), ", so it needs a damping not lost in rounding next to its largest ",
                       "diagonal entry ", python_repr(largest.item<double>()), ", got ", python_repr(damping));

@@ -14,7 +14,7 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 
 from ._core import Samples
-from .taps import Taps, each_class, layer_rows, sample_bytes, tapped_rows, unfolded
+from .taps import Taps, each_class, layer_rows, own_weights, sample_bytes, tapped_rows, unfolded
 from .units import Selection
 
 MAX_BYTES = 256 << 20
@@ -227,7 +227,7 @@ def kronecker_factor(
     inputs: list[list[torch.Tensor]] = [[] for _ in selection.rows]
     centred: list[list[torch.Tensor]] = [[] for _ in selection.rows]
     with Taps(model, selection) as taps:
-        if any(type(module) is not nn.Linear for _, module, _ in taps.layers):
+        if any(type(module) is not nn.Linear or not own_weights(model, module) for _, module, _ in taps.layers):
             return None  # before the first batch, whose budget probe would be wasted
         first, identity = taps.layers[0][0], False
         confirmed = False

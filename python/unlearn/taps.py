@@ -161,6 +161,20 @@ class Taps:
         return bool(((guess - truth).abs() <= _tolerance(rows.dtype) * scale).all())
 
 
+def own_weights(model: nn.Module, module: nn.Module) -> bool:
+    """Whether the layer's parameters are its own `weight` and `bias` alone,
+    used by no other module: where they are tied or reparametrised (weight
+    norm's `weight_g` and `weight_v`, say), the gradients w.r.t. its output
+    times its inputs are not theirs, and the taps' confirmation would fail."""
+    names = {name for name, _ in module.named_parameters(recurse=False)}
+    if not names <= {"weight", "bias"}:
+        return False
+    uses: dict[int, int] = {}
+    for _, p in model.named_parameters(remove_duplicate=False):
+        uses[id(p)] = uses.get(id(p), 0) + 1
+    return all(uses[id(p)] == 1 for p in module.parameters(recurse=False))
+
+
 def _strided(t: torch.Tensor) -> bool:
     return t.layout == torch.strided  # sparse tensors have no storage to count
 
@@ -198,7 +212,7 @@ def sample_bytes(
     patches, tapped = 0, True
     for name, module, _ in taps.layers:
         calls = taps.seen[name]
-        tapped &= type(module) in TAPPED and len(calls) == 1
+        tapped &= type(module) in TAPPED and len(calls) == 1 and own_weights(model, module)
         for call in calls:
             given = call["input"]
             spread = None if given is None else unfolded(module, given)
@@ -277,7 +291,7 @@ def tapped_rows(
     logits -> R x batch x C, detached), confirmed against autograd. None
     where the taps do not apply; the caller then differentiates another way."""
     with Taps(model, selection) as taps:
-        if any(type(module) not in TAPPED for _, module, _ in taps.layers):
+        if any(type(module) not in TAPPED or not own_weights(model, module) for _, module, _ in taps.layers):
             return None
         logits = taps.forward(x, differentiate=True)
         if logits is None:

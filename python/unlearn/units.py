@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from . import ops
+from ._core import eval_mode
 
 UNIT_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -41,6 +42,8 @@ class Units:
         if not self.layers:
             raise ValueError("model has no Conv or Linear layer: L-CODEC has no units to select")
         self.columns = column
+        # A tensor two modules hold (tied weights) is named once by named_parameters().
+        self.names = {id(p): name for name, p in model.named_parameters()}
 
     def unit(self, column: int) -> tuple[Layer, int]:
         """The layer and output unit behind a feature column."""
@@ -85,15 +88,19 @@ class Selection:
         return cls({name: torch.tensor(r, dtype=torch.int64) for name, r in rows.items()}, units)
 
     def parameters(self) -> list[tuple[str, torch.Tensor]]:
-        """(parameter name, selected rows) for every weight and bias involved."""
-        out = []
+        """(parameter name, selected rows) for every weight and bias involved,
+        each tensor under its name in `model.named_parameters()`: a tensor
+        that selected layers share (tied weights) comes once, with the union
+        of their rows."""
+        out: dict[str, torch.Tensor] = {}
         for layer in self.units.layers:
             if layer.name not in self.rows:
                 continue
             prefix = f"{layer.name}." if layer.name else ""
-            for pname, _ in layer.module.named_parameters(recurse=False):
-                out.append((prefix + pname, self.rows[layer.name]))
-        return out
+            for pname, p in layer.module.named_parameters(recurse=False):
+                name, rows = self.units.names.get(id(p), prefix + pname), self.rows[layer.name]
+                out[name] = rows if name not in out else torch.cat([out[name], rows]).unique()
+        return list(out.items())
 
     def size(self, model: nn.Module) -> int:
         params = dict(model.named_parameters())
@@ -121,3 +128,29 @@ class Selection:
                 size = int(torch.Size(shape).numel())
                 p.index_add_(0, rows, delta[offset : offset + size].view(shape).to(p.dtype))
                 offset += size
+
+
+def inference_bytes(model: nn.Module, sample: torch.Tensor) -> int:
+    """Bytes one sample (a perturbed copy, say) is estimated to need in a
+    forward pass without gradients: its input and, twice over, the outputs of
+    the Conv and Linear layers (a margin for intermediates), counted on a
+    pass of `sample` alone in eval mode (no statistics updated)."""
+    elements = [sample.numel()]
+    handles = [
+        module.register_forward_hook(lambda m, i, o: elements.append(2 * o.numel()))
+        for module in model.modules()
+        if isinstance(module, UNIT_TYPES)
+    ]
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(sample[None])
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(elements) * sample.element_size()
+
+
+def inference_batch(model: nn.Module, sample: torch.Tensor, max_bytes: int, cap: int) -> int:
+    """Samples (1 to `cap`) a forward pass without gradients takes at once
+    within `max_bytes` (`inference_bytes` each)."""
+    return max(1, min(cap, max_bytes // inference_bytes(model, sample)))

@@ -5,6 +5,11 @@ determinism, and bad requests."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -419,14 +424,81 @@ def test_a_sample_the_model_ignores_is_named_and_needs_no_foci_for_all_units():
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
 def test_every_pass_keeps_to_the_memory_budget(digits, arch):
     """memory_budget=0 leaves room for one sample a batch: every forward pass
-    of the request (copies, gradient, curvature, line search) takes one."""
+    of the request (copies, gradient, curvature, line search, and forget()'s
+    checks before and after) takes one."""
     model = unlearn.train(arch)
     fs, rs = _split(digits.train, torch.arange(2))
     seen: list[int] = []
     model.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
-    options = dict(perturbations=50, curvature_samples=20, line_search_samples=20, forget_classes=None, seed=0)
+    options = dict(perturbations=50, curvature_samples=20, line_search_samples=20, seed=0)
     for budget in (1 << 30, 0):
         seen.clear()
-        report = lcodec(model, forget=Split(*fs), retain=Split(*rs), memory_budget=budget, **options)
+        report = lcodec(
+            model, forget=Split(*fs), retain=Split(*rs), forget_classes=None, memory_budget=budget, **options
+        )
         assert report["selected_params"] > 0 and report["step_norm"] > 0
         assert (max(seen) == 1) == (budget == 0)
+    seen.clear()
+    result = forget(model, "lcodec", forget=fs, retain=rs, memory_budget=0, **options)
+    assert result.report["retain_check"]["samples"] > 1  # forget()'s own checks, one sample a pass too
+    assert max(seen) == 1
+
+
+class _TiedMLP(torch.nn.Module):
+    """An MLP whose two hidden layers hold one weight tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(64, 64), torch.nn.Linear(64, 64)
+        self.head = torch.nn.Linear(64, 10)
+        self.second.weight = self.first.weight
+
+    def forward(self, x):
+        h = torch.relu(self.second(torch.relu(self.first(x.flatten(1)))))
+        return self.head(h)
+
+
+@pytest.mark.parametrize("selection", ["foci", "all"])
+def test_a_weight_two_layers_hold_is_stepped_once_and_stays_shared(digits, selection):
+    torch.manual_seed(0)
+    model = _TiedMLP()
+    unlearn.training.fit(model, digits.train, **dict(TRAINING_DEFAULTS, epochs=10), seed=0)
+    fs, rs = _split(digits.train, torch.arange(3))
+    options = dict(selection=selection, perturbations=200, curvature_samples=128, seed=0)
+    result = forget(model, "lcodec", forget=fs, retain=rs, **options)
+    tied = result.model
+    assert tied.second.weight is tied.first.weight
+    assert result.report["step_norm"] > 0
+    if selection == "all":  # the shared tensor counted once
+        assert result.report["selected_params"] == sum(p.numel() for p in model.parameters())
+    assert result.report["retain_check"]["accuracy_after"] >= result.report["retain_check"]["accuracy_before"] - 0.02
+
+
+_SOLVE_MEMORY = textwrap.dedent(
+    """
+    import json, resource, sys, torch
+    from unlearn import ops
+    from unlearn.methods.lcodec import default_damping
+
+    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    u = torch.randn(256, 1 << 16)  # a float32 factor of 64 MiB, m < d
+    g = torch.randn(1 << 16, dtype=torch.float64)
+    ops.block_solve([u[:4, :64]], g[:64], 1.0, [True])  # first calls: lazy loading
+    default_damping(u[:4, :64], "factor", 0.0)
+    start = peak()
+    ops.block_solve([u], g, 1.0, [True]) if sys.argv[1] == "solve" else default_damping(u, "factor", 0.0)
+    print(peak() - start)
+    """
+)
+
+
+@pytest.mark.parametrize("stage", ["solve", "damping"])
+def test_the_solve_stage_holds_no_converted_copy_of_a_factor(stage):
+    """A factor sized to the memory budget is read a few MiB at a time by the
+    default damping and by block_solve's checks and Woodbury solve: a float64
+    copy of it and its square would take four times its size. Peak RSS in a
+    fresh process, with glibc's mmap threshold fixed (see test_streaming)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MALLOC_MMAP_THRESHOLD_": str(128 << 10)}
+    out = subprocess.run([sys.executable, "-c", _SOLVE_MEMORY, stage], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) < 32 << 10  # KiB: half the factor's 64 MiB

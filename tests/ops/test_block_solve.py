@@ -215,3 +215,20 @@ def test_cuda_matches_cpu():
     cpu = block_solve(blocks, rhs, 0.1, [True, False])
     gpu = block_solve([b.cuda() for b in blocks], rhs.cuda(), 0.1, [True, False])
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-9)
+
+
+def test_a_factor_converted_a_few_rows_at_a_time_solves_and_refuses_like_the_twin(gen):
+    """A factor of more than 2^19 entries is brought to g's dtype a few rows at
+    a time (by the check and the Woodbury solve), never whole: the same
+    solution as the twin, and the same refusal of a damping lost in rounding,
+    naming the same largest diagonal entry (summed in the same chunks)."""
+    u = torch.randn(300, 2000, generator=gen, dtype=f64)  # 600,000 entries: two chunks of 262 rows
+    g = torch.randn(2000, generator=gen, dtype=f64)
+    for factor in (u, u.float()):  # (a float32 factor's product in float32 rounds apart from the twin's)
+        ours = block_solve([factor], g, 0.5, [True])
+        want = reference.block_solve([factor], g, 0.5, [True])
+        scale = float(want.abs().max()) * (1e-9 if factor is u else 1e-3)
+        torch.testing.assert_close(ours, want, rtol=0, atol=scale)
+        largest = float((factor.double().square().sum(0) / 300).max())
+        ours, twin = _messages([factor], g, largest * 2.0**-60, [True])
+        assert ours == twin and "lost in rounding next to its largest diagonal entry" in ours

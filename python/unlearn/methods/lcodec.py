@@ -27,7 +27,7 @@ from .._core import (
     materialise,
 )
 from ..stats import foci
-from ..units import Selection, Units
+from ..units import Selection, Units, inference_batch
 from .registry import register
 
 RELATIVE_DAMPING = 1.0
@@ -59,30 +59,6 @@ Curvature = Union[torch.Tensor, curv.KroneckerFactor]
 SOLVE_RESIDUAL = 1e-6
 """Relative residual past which a conjugate-gradient solve is reported as
 unconverged (a warning): the damping was too small for the curvature."""
-
-
-def _copy_bytes(model: nn.Module, sample: torch.Tensor) -> int:
-    """Bytes one sample (a perturbed copy, say) needs in a forward pass without
-    gradients: its input and, twice over, the outputs of the Conv and Linear
-    layers (a margin for intermediates)."""
-    elements = [sample.numel()]
-    handles = [
-        layer.module.register_forward_hook(lambda m, i, o: elements.append(2 * o.numel()))
-        for layer in Units(model).layers
-    ]
-    try:
-        with torch.no_grad():
-            model(sample[None])
-    finally:
-        for h in handles:
-            h.remove()
-    return sum(elements) * sample.element_size()
-
-
-def inference_batch(model: nn.Module, sample: torch.Tensor, max_bytes: int, cap: int) -> int:
-    """Samples (1 to `cap`) a forward pass without gradients takes at once
-    within `max_bytes` (`_copy_bytes` each)."""
-    return max(1, min(cap, max_bytes // _copy_bytes(model, sample)))
 
 
 def log_odds(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -274,7 +250,7 @@ def default_damping(block: Curvature, kind: str, l2: float) -> float:
     (exact) Hessian of a non-convex loss is first lifted to be positive
     semidefinite."""
     if kind == "factor":
-        lowest, scale = 0.0, float(block.double().square().sum()) / block.numel()
+        lowest, scale = 0.0, _square_sum(block) / block.numel()
     elif kind in ("gram", "kronecker"):
         lowest, scale = 0.0, float(block.diagonal().double().mean())
     else:
@@ -287,6 +263,14 @@ def default_damping(block: Curvature, kind: str, l2: float) -> float:
             "default damping (relative to the curvature) is 0; pass damping > 0"
         )
     return damping
+
+
+def _square_sum(t: torch.Tensor) -> float:
+    """The sum of the squares of t's entries in float64, a few MiB of rows at
+    a time: a float64 copy of a factor sized to the memory budget, and its
+    square, would take four times the budget."""
+    rows = max(1, (1 << 20) // max(1, t[0].numel()))
+    return sum(float(part.double().square().sum()) for part in t.split(rows))
 
 
 def trust_factor(step: torch.Tensor, weights: torch.Tensor, radius: Optional[float]) -> float:
@@ -534,7 +518,7 @@ def lcodec(
         delta: privacy delta of the noise
         smoothness: smoothness constant M of the loss, in the noise scale
         lipschitz: Lipschitz constant L of the loss, in the noise scale
-        memory_budget: bytes a batch of any pass may use (estimated; copies on the CPU: at most CPU_BATCH_BYTES)
+        memory_budget: bytes a batch of any pass may use, forget()'s checks too (estimated; CPU copies: CPU_BATCH_BYTES)
         group: torch.distributed process group sharing the work (None: one process)
     """
     if curvature == "fd" and (checkpoints is None or len(checkpoints) != 2):

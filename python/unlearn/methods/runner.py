@@ -104,23 +104,35 @@ def _check_samples(
     return retained_sample(retain, seed, CHECK_SAMPLES), retained_sample(forget, seed, CHECK_SAMPLES)
 
 
-def _forget_check(model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]]) -> Optional[dict]:
+def _check_bytes(spec: Method, options: dict[str, Any]) -> Optional[int]:
+    """The memory budget the method is called with, where it takes one (a
+    `memory_budget` option), which `forget()`'s own checks keep to as well."""
+    option = spec.options.get("memory_budget")
+    return None if option is None else options.get("memory_budget", option.default)
+
+
+def _forget_check(
+    model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]], max_bytes: Optional[int]
+) -> Optional[dict]:
     """Accuracy on the forget classes' checked samples before and after."""
     if sample is None or before is None:
         return None
-    return {"samples": len(sample), "accuracy_before": before[0], "accuracy_after": retained_scores(model, sample)[0]}
+    after = retained_scores(model, sample, max_bytes=max_bytes)
+    return {"samples": len(sample), "accuracy_before": before[0], "accuracy_after": after[0]}
 
 
 def _reads_data(spec: Method) -> bool:
     return bool({"forget", "retain"} & set(spec.needs))
 
 
-def _retain_check(model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]]) -> Optional[dict]:
+def _retain_check(
+    model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]], max_bytes: Optional[int]
+) -> Optional[dict]:
     """Accuracy and mean cross-entropy on the checked samples before and
     after the method (None without retained data)."""
     if sample is None or before is None:
         return None
-    after = retained_scores(model, sample)
+    after = retained_scores(model, sample, max_bytes=max_bytes)
     return {
         "samples": len(sample),
         "accuracy_before": before[0],
@@ -234,14 +246,15 @@ def forget(
         forget_split, retain_split, classes = _request(spec, model, forget, retain, forget_classes)
         work = copy.deepcopy(model)
         sample, gone = _check_samples(spec, forget_split, retain_split, classes, seed)
-        before = None if sample is None else retained_scores(work, sample)
-        gone_before = None if gone is None else retained_scores(work, gone)
+        budget = _check_bytes(spec, options)
+        before = None if sample is None else retained_scores(work, sample, max_bytes=budget)
+        gone_before = None if gone is None else retained_scores(work, gone, max_bytes=budget)
         start = time.perf_counter()
         report = spec.fn(work, forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed, **options)
         seconds = time.perf_counter() - start
     _check_finite(spec, work, options)
-    report["retain_check"] = _retain_check(work, sample, before)
-    report["forget_check"] = _forget_check(work, gone, gone_before)
+    report["retain_check"] = _retain_check(work, sample, before, budget)
+    report["forget_check"] = _forget_check(work, gone, gone_before, budget)
     _warn(spec, report, options)
     if inplace:
         model.load_state_dict(work.state_dict())

@@ -54,13 +54,20 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
     for b, (a, factored) in enumerate(zip(blocks, low_rank)):
         if not factored or a.shape[0] >= a.shape[1]:
             continue
-        largest = (a.to(g.dtype).square().sum(0) / float(a.shape[0])).max()
+        largest = _largest_diagonal(a, g.dtype)
         if bool(largest + damping == largest):
             fail(
                 "block_solve",
                 f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs a damping not lost in rounding "
                 f"next to its largest diagonal entry {float(largest)}, got {float(damping)}",
             )
+
+
+def _largest_diagonal(a: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The largest diagonal entry of U^T U / m in `dtype`, its column sums of
+    squares summed over chunks of rows as the kernel sums them."""
+    rows = max(1, (1 << 19) // a.shape[1])
+    return (sum(part.to(dtype).square().sum(0) for part in a.split(rows)) / float(a.shape[0])).max()
 
 
 def _singular(factor: torch.Tensor, h: torch.Tensor, dtype: torch.dtype) -> bool:
