@@ -776,6 +776,31 @@ def test_block_solve_extreme_damping_agrees_or_is_refused(case):
         check_solve("cpu", blocks, g, damping, low_rank)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_block_solve_small_factor_near_the_rounding_of_its_damping_is_solved_or_refused_by_both(gen, dtype):
+    """A factor with m < d, its damping swept from far above to below the
+    rounding of its largest diagonal entry: both refuse with one message, or
+    both solve and agree. (Below d eps times that entry the twin's Cholesky
+    of U^T U failed on rounding noise where the kernel's Woodbury solve
+    returned.)"""
+    u = torch.randn(30, 200, generator=gen, dtype=dtype)
+    g = torch.randn(200, generator=gen, dtype=torch.float64)
+    largest = float((u.double().square().sum(0) / 30).max())
+    for k in range(16, 58):
+        args = ([u], g, largest * 2.0**-k, [True])
+        outcomes = []
+        for fn in (ops.block_solve, reference.block_solve):
+            try:
+                outcomes.append(fn(*args))
+            except ValueError as e:
+                outcomes.append(str(e))
+        assert isinstance(outcomes[0], str) == isinstance(outcomes[1], str), (k, outcomes)
+        if isinstance(outcomes[0], str):
+            assert outcomes[0] == outcomes[1]
+        else:
+            check_solve("cpu", *args)
+
+
 SOLVE_DEFECTS = {
     "no blocks": "blocks",
     "low_rank length": "low_rank",

@@ -48,18 +48,21 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
     for b, a in enumerate(blocks):
         if not bool(torch.isfinite(a).all()):
             fail("block_solve", f"block {b} contains NaN or infinite values")
-    # A factor with m < d leaves the damping as the smallest eigenvalue: lost in
-    # rounding next to the largest diagonal entry of U^T U / m, the damped
-    # matrix is singular in g's dtype (Cholesky then passes or fails on noise).
+    # A factor with m < d leaves the damping as the smallest eigenvalue. Next to
+    # the largest diagonal entry of U^T U / m it must stand out of the rounding
+    # of a solve in g's dtype (the bound of the Cholesky pivots of the kernel's
+    # dense blocks); below it the twin's factorisation passes or fails on noise
+    # while the kernel's Woodbury solve still returns.
     for b, (a, factored) in enumerate(zip(blocks, low_rank)):
         if not factored or a.shape[0] >= a.shape[1]:
             continue
         largest = _largest_diagonal(a, g.dtype)
-        if bool(largest + damping == largest):
+        tolerance = max(a.shape[1], 16) * torch.finfo(g.dtype).eps
+        if bool(largest * tolerance >= damping):
             fail(
                 "block_solve",
-                f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs a damping not lost in rounding "
-                f"next to its largest diagonal entry {float(largest)}, got {float(damping)}",
+                f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs a damping above max(d, 16) eps = "
+                f"{tolerance!r} times its largest diagonal entry {float(largest)}, got {float(damping)}",
             )
 
 
@@ -82,7 +85,10 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
     out, offset = [], 0
     for b, (a, factored) in enumerate(zip(blocks, low_rank)):
         d = a.shape[1]
-        h = (a.T @ a).to(g.dtype) / a.shape[0] if factored else a.to(g.dtype)  # the product in the block dtype
+        if factored and a.shape[0] < d:  # the kernel's Woodbury solve never forms U^T U: formed in g's dtype
+            h = a.to(g.dtype).T @ a.to(g.dtype) / a.shape[0]
+        else:  # the product in the block's dtype, as the kernel forms it
+            h = (a.T @ a).to(g.dtype) / a.shape[0] if factored else a.to(g.dtype)
         h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
         factor, info = torch.linalg.cholesky_ex(h)  # reads the lower triangle
         # Where the kernel factors h itself (not by Woodbury), a matrix singular
