@@ -346,3 +346,18 @@ def test_a_weight_two_selected_layers_hold_is_one_block_with_its_whole_gradient(
         F.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
         expected = selection.gather({name: p.grad for name, p in model.named_parameters()})
         torch.testing.assert_close(ours[i], expected, rtol=0, atol=1e-12)
+
+
+def test_a_selection_follows_parameters_replaced_after_its_units_were_built():
+    """load_state_dict(assign=True) puts new tensors in the model (the old ones
+    are freed and their ids may be reused): the selection still names every
+    selected parameter once."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+    units = Units(model)
+    selection = Selection.from_columns(units, list(range(units.columns)))
+    names = [name for name, _ in model.named_parameters()]
+    for _ in range(5):
+        model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()}, assign=True)
+        assert [name for name, _ in selection.parameters()] == names
+        assert selection.size(model) == sum(p.numel() for p in model.parameters()) == 47

@@ -52,9 +52,7 @@ at::Tensor singular(const at::Tensor& factor, const at::Tensor& h, double eps) {
 }
 
 // U r and then U^T w / m for the stacked factors U (B, m, d, the blocks'
-// dtype) in `dtype`, converted `conversion_rows` rows at a time (the same for
-// every batch size, so a block's result does not depend on those batched
-// with it).
+// dtype) in `dtype`, converted `conversion_rows` rows at a time.
 at::Tensor times(const at::Tensor& u, const at::Tensor& r, at::ScalarType dtype) {
   std::vector<at::Tensor> parts;
   const int64_t rows = conversion_rows(u.size(2));
@@ -118,9 +116,14 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
     const auto r = given * scale;
     at::Tensor x;
     if (factored && m < d) {
-      // U U^T / m, (B, m, m): scaled like U^T U / m, so adding the damping
-      // overflows only where the twin's (U^T U / m + damping I) does.
-      auto inner = at::matmul(stored, stored.transpose(1, 2)).to(g.scalar_type()) / static_cast<double>(m);
+      // U U^T / m, (B, m, m), each product on its own, bit for bit the twin's
+      // (whose factorisation then passes or fails with the kernel's).
+      std::vector<at::Tensor> products;
+      for (const int64_t b : ids) {
+        const auto u = blocks[b].contiguous();  // a layout does not change the rounding
+        products.push_back(at::matmul(u, u.t()));
+      }
+      auto inner = at::stack(products).to(g.scalar_type()) / static_cast<double>(m);
       inner.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(inner, ids, first_bad);
       const auto w = at::cholesky_solve(times(stored, r, g.scalar_type()), factor);

@@ -62,23 +62,18 @@ inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double
   for (size_t b = 0; b < blocks.size(); ++b) {
     check_finite("block_solve", ("block " + std::to_string(b)).c_str(), blocks[b]);
   }
-  // A factor with m < d leaves the damping as the smallest eigenvalue. Next
-  // to the largest diagonal entry of U^T U / m it must stand out of the
-  // rounding of a solve in g's dtype (the bound of the Cholesky pivots of
-  // dense blocks); below it the twin's factorisation passes or fails on noise
-  // while the Woodbury solve still returns. Computed with the twin's very
-  // tensor ops, in chunks.
-  const double eps =
-      g.scalar_type() == at::kFloat ? std::numeric_limits<float>::epsilon() : std::numeric_limits<double>::epsilon();
+  // A factor with m < d leaves the damping as the smallest eigenvalue: lost
+  // in rounding next to the largest diagonal entry of U^T U / m, the damped
+  // matrix is singular in g's dtype (the Woodbury solve divides by a damping
+  // that no longer counts). Computed with the twin's very tensor ops, in
+  // chunks.
   for (size_t b = 0; b < blocks.size(); ++b) {
     const auto& a = blocks[b];
     if (!low_rank[b] || a.size(0) >= a.size(1)) continue;
     const auto largest = largest_diagonal(a, g.scalar_type());
-    const double tolerance = static_cast<double>(std::max<int64_t>(a.size(1), 16)) * eps;
-    TORCH_CHECK_VALUE(!(largest * tolerance >= damping).item<bool>(), "block_solve: block ", b, " has rank ", a.size(0),
-                      " < size ", a.size(1), ", so it needs a damping above max(d, 16) eps = ", python_repr(tolerance),
-                      " times its largest diagonal entry ", python_repr(largest.item<double>()), ", got ",
-                      python_repr(damping));
+    TORCH_CHECK_VALUE(!(largest + damping == largest).item<bool>(), "block_solve: block ", b, " has rank ", a.size(0),
+                      " < size ", a.size(1), ", so it needs a damping not lost in rounding next to its largest ",
+                      "diagonal entry ", python_repr(largest.item<double>()), ", got ", python_repr(damping));
   }
 }
 

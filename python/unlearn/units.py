@@ -42,8 +42,7 @@ class Units:
         if not self.layers:
             raise ValueError("model has no Conv or Linear layer: L-CODEC has no units to select")
         self.columns = column
-        # A tensor two modules hold (tied weights) is named once by named_parameters().
-        self.names = {id(p): name for name, p in model.named_parameters()}
+        self.model = model
 
     def unit(self, column: int) -> tuple[Layer, int]:
         """The layer and output unit behind a feature column."""
@@ -92,13 +91,15 @@ class Selection:
         each tensor under its name in `model.named_parameters()`: a tensor
         that selected layers share (tied weights) comes once, with the union
         of their rows."""
+        # Read afresh: a parameter replaced since (load_state_dict(assign=True), say) has a new id.
+        names = {id(p): name for name, p in self.units.model.named_parameters()}
         out: dict[str, torch.Tensor] = {}
         for layer in self.units.layers:
             if layer.name not in self.rows:
                 continue
             prefix = f"{layer.name}." if layer.name else ""
             for pname, p in layer.module.named_parameters(recurse=False):
-                name, rows = self.units.names.get(id(p), prefix + pname), self.rows[layer.name]
+                name, rows = names.get(id(p), prefix + pname), self.rows[layer.name]
                 out[name] = rows if name not in out else torch.cat([out[name], rows]).unique()
         return list(out.items())
 

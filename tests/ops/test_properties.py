@@ -654,7 +654,8 @@ def test_channel_means_refuses_overlapping_out(device, case):
 
 # block_solve ------------------------------------------------------------------------------------
 # Well-conditioned blocks (damping comparable to the blocks' scale) agree to a tolerance set by
-# the blocks' condition numbers; the kernel solves small-rank factors by Woodbury, the twin densely.
+# the blocks' condition numbers. The kernel and its twin share their algorithm (Woodbury for a
+# factor with m < d, so that both refuse alike); a dense float64 solve in the test checks both.
 
 SCALES = {torch.float64: [1e-10, 1.0, 1e10], torch.float32: [1e-3, 1.0, 1e3]}
 # Scales far from 1, where intermediate products of the two methods may under- or overflow.
@@ -720,8 +721,13 @@ def check_solve(device, blocks, g, damping, low_rank):
     assert got.dtype == g.dtype and got.shape == g.shape and got.device.type == device
     got = got.cpu()
     assert torch.isfinite(got).all() and torch.isfinite(want).all(), (got, want)
+    assert_solutions_agree(got, want, blocks, solve_tolerance(blocks, g, damping, low_rank))
+
+
+def assert_solutions_agree(got, want, blocks, tolerances) -> None:
+    """Block by block, within its relative tolerance (none asked past 0.1)."""
     offset = 0
-    for a, tol in zip(blocks, solve_tolerance(blocks, g, damping, low_rank)):
+    for a, tol in zip(blocks, tolerances):
         d = a.shape[1]
         x, ref = got[offset : offset + d].double(), want[offset : offset + d].double()
         if tol < 0.1:
@@ -729,11 +735,26 @@ def check_solve(device, blocks, g, damping, low_rank):
         offset += d
 
 
+def dense_solution(blocks, g, damping, low_rank) -> torch.Tensor:
+    """Each block's damped system solved by torch.linalg.solve in float64: a
+    dense block's lower triangle mirrored, a factor's U^T U / m formed."""
+    parts, offset = [], 0
+    for a, factored in zip(blocks, low_rank):
+        h = a.double()
+        h = h.T @ h / h.shape[0] if factored else h.tril() + h.tril(-1).T
+        d = h.shape[0]
+        parts.append(torch.linalg.solve(h + damping * torch.eye(d, dtype=h.dtype), g[offset : offset + d].double()))
+        offset += d
+    return torch.cat(parts)
+
+
 @on_devices
 @given(case=solve_inputs())
 def test_block_solve_matches_twin(device, case):
-    """(A_b + damping I) x_b = g_b block by block, dense and low-rank blocks, float32 blocks with a float64 g."""
+    """(A_b + damping I) x_b = g_b block by block, dense and low-rank blocks, float32 blocks with a float64 g:
+    the kernel against its twin, and against dense float64 solves."""
     check_solve(device, *case)
+    assert_solutions_agree(ops.block_solve(*case), dense_solution(*case), case[0], solve_tolerance(*case))
 
 
 @on_devices

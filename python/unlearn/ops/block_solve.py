@@ -23,9 +23,7 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
     dtype.
 
     Every input is checked (shapes, dtypes, devices, finite values, damping
-    finite and >= 0, and for a factor with m < d_b, whose smallest eigenvalue
-    is the damping, above max(d_b, 16) eps (of g's dtype) times the largest
-    diagonal entry of U^T U / m; any strides). A dense
+    finite and >= 0, and > 0 for a factor with m < d_b; any strides). A dense
     block is taken as symmetric: only its lower triangle (diagonal included)
     is read, so a non-symmetric one is solved as its lower triangle mirrored.
     A block whose damped matrix is not positive definite, singular to

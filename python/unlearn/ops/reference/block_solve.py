@@ -1,10 +1,14 @@
-"""Twin of unlearn::block_solve: one Cholesky solve per block, no Woodbury; a
-float32 block's product is formed in float32, the solve in g's dtype. Only the
-lower triangle of a dense block is read, as by the kernel."""
+"""Twin of unlearn::block_solve, block by block with the kernel's algorithm: a
+Cholesky solve of a dense block or of a factor's U^T U (m >= d), the
+Woodbury identity for a factor with m < d; a float32 block's product is
+formed in float32, the solve in g's dtype. Only the lower triangle of a
+dense block is read, as by the kernel. (Tests also hold both against dense
+solves in float64.)"""
 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
@@ -48,21 +52,19 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
     for b, a in enumerate(blocks):
         if not bool(torch.isfinite(a).all()):
             fail("block_solve", f"block {b} contains NaN or infinite values")
-    # A factor with m < d leaves the damping as the smallest eigenvalue. Next to
-    # the largest diagonal entry of U^T U / m it must stand out of the rounding
-    # of a solve in g's dtype (the bound of the Cholesky pivots of the kernel's
-    # dense blocks); below it the twin's factorisation passes or fails on noise
-    # while the kernel's Woodbury solve still returns.
+    # A factor with m < d leaves the damping as the smallest eigenvalue: lost in
+    # rounding next to the largest diagonal entry of U^T U / m, the damped
+    # matrix is singular in g's dtype (the Woodbury solve divides by a damping
+    # that no longer counts).
     for b, (a, factored) in enumerate(zip(blocks, low_rank)):
         if not factored or a.shape[0] >= a.shape[1]:
             continue
         largest = _largest_diagonal(a, g.dtype)
-        tolerance = max(a.shape[1], 16) * torch.finfo(g.dtype).eps
-        if bool(largest * tolerance >= damping):
+        if bool(largest + damping == largest):
             fail(
                 "block_solve",
-                f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs a damping above max(d, 16) eps = "
-                f"{tolerance!r} times its largest diagonal entry {float(largest)}, got {float(damping)}",
+                f"block {b} has rank {a.shape[0]} < size {a.shape[1]}, so it needs a damping not lost in rounding "
+                f"next to its largest diagonal entry {float(largest)}, got {float(damping)}",
             )
 
 
@@ -80,22 +82,48 @@ def _singular(factor: torch.Tensor, h: torch.Tensor, dtype: torch.dtype) -> bool
     return bool((factor.diagonal().square() <= h.diagonal() * tolerance).any())
 
 
+def _moderate(g: torch.Tensor) -> float:
+    """The power of two that brings g to a moderate scale, as the kernel
+    scales its right-hand sides (the solve is linear): neither U g nor the
+    triangular solves may underflow where g is tiny, or overflow where it is
+    huge."""
+    single = g.dtype == torch.float32
+    small, large, lift = (2.0**-60, 2.0**60, 2.0**80) if single else (2.0**-500, 2.0**500, 2.0**600)
+    size = float(g.abs().max())
+    return lift if size < small else 1 / lift if size > large else 1.0
+
+
+def _woodbury(a: torch.Tensor, g: torch.Tensor, damping: float) -> Optional[torch.Tensor]:
+    """(U^T U / m + damping I)^-1 g = (g - U^T (damping I + U U^T / m)^-1 U g / m) / damping
+    for a factor U with m < d: U U^T in U's dtype, the rest in g's; None
+    where the m x m factorisation fails."""
+    m, a = a.shape[0], a.contiguous()  # as the kernel forms the product, whatever the layout
+    inner = (a @ a.T).to(g.dtype) / m + damping * torch.eye(m, dtype=g.dtype, device=g.device)
+    factor, info = torch.linalg.cholesky_ex(inner)
+    if info != 0:
+        return None
+    scale = _moderate(g)
+    u, r = a.to(g.dtype), g[:, None] * scale
+    w = torch.cholesky_solve(u @ r, factor)
+    return ((r - u.T @ w / m) / damping)[:, 0] / scale
+
+
 def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> torch.Tensor:
     check_block_solve(blocks, g, damping, low_rank)
     out, offset = [], 0
     for b, (a, factored) in enumerate(zip(blocks, low_rank)):
         d = a.shape[1]
-        if factored and a.shape[0] < d:  # the kernel's Woodbury solve never forms U^T U: formed in g's dtype
-            h = a.to(g.dtype).T @ a.to(g.dtype) / a.shape[0]
-        else:  # the product in the block's dtype, as the kernel forms it
-            h = (a.T @ a).to(g.dtype) / a.shape[0] if factored else a.to(g.dtype)
-        h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
-        factor, info = torch.linalg.cholesky_ex(h)  # reads the lower triangle
-        # Where the kernel factors h itself (not by Woodbury), a matrix singular
-        # to rounding is refused whether or not its factorisation passed.
-        rounding = a.dtype if factored else g.dtype  # a factor's product carries its dtype's rounding
-        refused = info != 0 or ((not factored or a.shape[0] >= d) and _singular(factor, h, rounding))
-        x = None if refused else torch.cholesky_solve(g[offset : offset + d, None], factor)[:, 0]
+        if factored and a.shape[0] < d:
+            x = _woodbury(a, g[offset : offset + d], damping)
+        else:
+            h = (a.T @ a).to(g.dtype) / a.shape[0] if factored else a.to(g.dtype)  # the product in the block dtype
+            h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
+            factor, info = torch.linalg.cholesky_ex(h)  # reads the lower triangle
+            # A matrix singular to rounding is refused whether or not its factorisation passed.
+            rounding = a.dtype if factored else g.dtype  # a factor's product carries its dtype's rounding
+            refused = info != 0 or _singular(factor, h, rounding)
+            part, scale = g[offset : offset + d], _moderate(g[offset : offset + d])
+            x = None if refused else torch.cholesky_solve(part[:, None] * scale, factor)[:, 0] / scale
         # A factorisation that passed can still be too ill-conditioned for the dtype.
         if x is None or not bool(torch.isfinite(x).all()):
             kind = "low-rank" if factored else "dense"
