@@ -6,12 +6,13 @@
 //   (damping I + U^T U / m)^-1 g = (g - U^T (damping I + U U^T / m)^-1 U g / m) / damping
 // for factors with m < d, which costs O(m^2 d) instead of O(d^3). A float32
 // block with a float64 g has its product (U U^T or U^T U) formed in float32,
-// as accurate as its own entries and twice as fast, and everything else in
-// float64. A dense block is taken as symmetric: only its lower triangle
-// (diagonal included) is read, by the kernel and by the twin. A block whose
-// factorisation fails, is singular to rounding (`singular`) or gives a
-// solution that is not finite is refused, naming it.
-// Written with ATen ops only, so the same code serves every device.
+// as accurate as its own entries and twice as fast (in float64 where its
+// entries would take float32 products out of range: `product_dtype`), and
+// everything else in float64. g is scaled by a power of two chosen with the
+// block (`scale_exponent`), so the solution stays in range. A dense block is taken as symmetric: only its lower
+// triangle (diagonal included) is read, by the kernel and by the twin. A block whose factorisation fails, is singular
+// to rounding (`singular`) or gives a solution that is not finite is refused, naming it. Written with ATen ops only, so
+// the same code serves every device.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -85,17 +86,18 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
   std::vector<int64_t> offsets(blocks.size() + 1, 0);
   for (size_t b = 0; b < blocks.size(); ++b) offsets[b + 1] = offsets[b] + blocks[b].size(1);
 
-  // Group by (low rank, rows, columns, dtype): a float32 block forms its product in float32 even
-  // beside float64 blocks of its shape.
-  std::map<std::tuple<bool, int64_t, int64_t, at::ScalarType>, std::vector<int64_t>> groups;
+  // Group by (low rank, rows, columns, dtype, product dtype): a float32 block forms its product in
+  // float32 even beside float64 blocks of its shape.
+  std::map<std::tuple<bool, int64_t, int64_t, at::ScalarType, at::ScalarType>, std::vector<int64_t>> groups;
   for (size_t b = 0; b < blocks.size(); ++b) {
-    groups[{low_rank[b], blocks[b].size(0), blocks[b].size(1), blocks[b].scalar_type()}].push_back(
+    const auto product = low_rank[b] ? product_dtype(blocks[b], g.scalar_type()) : g.scalar_type();
+    groups[{low_rank[b], blocks[b].size(0), blocks[b].size(1), blocks[b].scalar_type(), product}].push_back(
         static_cast<int64_t>(b));
   }
   auto out = at::empty_like(g);
   int64_t first_bad = static_cast<int64_t>(blocks.size());
   for (const auto& [key, ids] : groups) {
-    const auto [factored, m, d, dtype] = key;
+    const auto [factored, m, d, dtype, product] = key;
     std::vector<at::Tensor> mats, rhs;
     for (const int64_t b : ids) {
       mats.push_back(blocks[b]);
@@ -103,24 +105,23 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
     }
     // (B, m, d) or (B, d, d), the blocks' dtype: a lone contiguous block is not copied.
     const auto stored = mats.size() == 1 ? mats[0].contiguous().unsqueeze(0) : at::stack(mats);
-    // The right-hand sides brought to a moderate scale by an exact power of
-    // two (the solve is linear): U g must not underflow where g is tiny.
+    // The right-hand sides scaled by exact powers of two (`scale_exponent`).
     const auto given = at::stack(rhs).unsqueeze(-1);  // (B, d, 1)
-    const bool single = g.scalar_type() == at::kFloat;
-    const double small = single ? 0x1p-60 : 0x1p-500, large = single ? 0x1p60 : 0x1p500;
-    const double lift = single ? 0x1p80 : 0x1p600;
     const auto size = given.abs().amax({1, 2}, true).to(at::kDouble);
-    const auto one = at::ones_like(size);
-    const auto scale =
-        at::where(size < small, one * lift, at::where(size > large, one / lift, one)).to(g.scalar_type());
-    const auto r = given * scale;
+    std::vector<at::Tensor> tops;
+    for (const int64_t b : ids) {
+      tops.push_back(factored ? largest_diagonal(blocks[b], at::kDouble)
+                              : blocks[b].diagonal().abs().amax().to(at::kDouble));
+    }
+    const auto scale = at::exp2(scale_exponent(size, at::stack(tops).view({-1, 1, 1}), damping));
+    const auto r = (given.to(at::kDouble) * scale).to(g.scalar_type());
     at::Tensor x;
     if (factored && m < d) {
       // U U^T / m, (B, m, m), each product on its own, bit for bit the twin's
       // (whose factorisation then passes or fails with the kernel's).
       std::vector<at::Tensor> products;
       for (const int64_t b : ids) {
-        const auto u = blocks[b].contiguous();  // a layout does not change the rounding
+        const auto u = blocks[b].to(product).contiguous();  // a layout does not change the rounding
         products.push_back(at::matmul(u, u.t()));
       }
       auto inner = at::stack(products).to(g.scalar_type()) / static_cast<double>(m);
@@ -132,7 +133,10 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       at::Tensor h;
       if (factored) {  // each product on its own, bit for bit the twin's (a batched one rounds otherwise)
         std::vector<at::Tensor> products;
-        for (const int64_t b : ids) products.push_back(at::matmul(blocks[b].t(), blocks[b]));
+        for (const int64_t b : ids) {
+          const auto u = blocks[b].to(product);
+          products.push_back(at::matmul(u.t(), u));
+        }
         h = at::stack(products).to(g.scalar_type()) / static_cast<double>(m);
       } else {
         h = stored.to(g.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
@@ -140,10 +144,10 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       h.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(h, ids, first_bad);
       // A factor's product carries the rounding of its dtype; a dense block is solved in g's.
-      note_bad(singular(factor, h, epsilon(factored ? dtype : g.scalar_type())), ids, first_bad);
+      note_bad(singular(factor, h, epsilon(factored ? product : g.scalar_type())), ids, first_bad);
       x = at::cholesky_solve(r, factor);
     }
-    x = x / scale;
+    x = (x.to(at::kDouble) / scale).to(g.scalar_type());
     // A factorisation that passed can still be too ill-conditioned for the
     // dtype (a damping lost in rounding, a Woodbury division by a tiny
     // damping): refused like a failed one, as the twin refuses it.

@@ -30,6 +30,28 @@ inline at::Tensor largest_diagonal(const at::Tensor& a, at::ScalarType dtype) {
   return (sums / static_cast<double>(a.size(0))).max();
 }
 
+// The dtype a factor's product (U^T U or U U^T) is formed in: its own, as
+// accurate as its entries, but g's where a float32 factor's entries are so
+// large or small that float32 products would overflow or underflow. The twin
+// decides alike.
+inline at::ScalarType product_dtype(const at::Tensor& a, at::ScalarType g_dtype) {
+  if (a.scalar_type() == g_dtype || a.numel() == 0) return a.scalar_type();
+  const double top = std::max(a.max().item<double>(), -a.min().item<double>());
+  return (top > 0x1p40 || top < 0x1p-50) ? g_dtype : a.scalar_type();
+}
+
+// The power of two (a float64 exponent per block, shaped like `size`) that
+// scales g before the solve (which is linear): g's largest entry `size` is
+// brought to about the square root of `top` (the block's largest diagonal
+// entry) plus the damping, so that g, the solution (about g over that) and
+// U g all stay within the dtype's range. 0 where either is 0 or not finite.
+inline at::Tensor scale_exponent(const at::Tensor& size, const at::Tensor& top, double damping) {
+  const auto lam = top + damping;
+  const auto k = at::round(0.5 * at::log2(lam) - at::log2(size)).clamp(-1000, 1000);
+  const auto usable = (size > 0).logical_and(lam > 0).logical_and(at::isfinite(lam)).logical_and(at::isfinite(k));
+  return at::where(usable, k, at::zeros_like(k));
+}
+
 inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
                               const std::vector<bool>& low_rank) {
   TORCH_CHECK_VALUE(!blocks.empty(), "block_solve: blocks is empty");

@@ -232,3 +232,43 @@ def test_a_factor_converted_a_few_rows_at_a_time_solves_and_refuses_like_the_twi
         largest = float((factor.double().square().sum(0) / 300).max())
         ours, twin = _messages([factor], g, largest * 2.0**-60, [True])
         assert ours == twin and "lost in rounding next to its largest diagonal entry" in ours
+
+
+def _dense64(block, factored, g, damping):
+    """The damped system solved densely in float64."""
+    h = block.double()
+    h = h.T @ h / h.shape[0] if factored else h
+    return torch.linalg.solve(h + damping * torch.eye(h.shape[0], dtype=f64), g.double())
+
+
+@pytest.mark.parametrize(
+    "kind, m, d, scale, g_scale, dtype, g_dtype",
+    [
+        ("dense", 3, 3, 1e300, 1e151, f64, f64),  # the solution, 1e-149, once underflowed to 0
+        ("dense", 3, 3, 1e-300, 1e-160, f64, f64),  # 1e140, once refused as not finite
+        ("dense", 3, 3, 1e37, 2.0**61, torch.float32, torch.float32),
+        ("factor", 5, 8, 1e150, 1e151, f64, f64),  # Woodbury
+        ("factor", 5, 8, 1e-23, 1.0, torch.float32, f64),  # U U^T underflowed float32
+        ("factor", 5, 8, 1e20, 1.0, torch.float32, f64),  # ... and overflowed it
+        ("factor", 9, 4, 1e-23, 1.0, torch.float32, f64),  # U^T U, m >= d
+        ("factor", 9, 4, 1e20, 1.0, torch.float32, f64),
+    ],
+)
+def test_extreme_magnitudes_solve_like_a_dense_float64_solve(gen, kind, m, d, scale, g_scale, dtype, g_dtype):
+    """g is scaled by a power of two chosen from g and the block together (one
+    chosen from g alone took the solution out of range), and a float32
+    factor whose products would leave float32's range forms them in g's
+    dtype: kernel and twin agree with a dense float64 solve."""
+    factored = kind == "factor"
+    if factored:
+        block = (torch.randn(m, d, generator=gen, dtype=f64) * scale).to(dtype)
+        h = block.double().T @ block.double() / m
+        damping = float(torch.linalg.eigvalsh(h)[-1])  # conditioning about 2
+    else:
+        block, damping = (torch.eye(d, dtype=f64) * scale).to(dtype), 0.0
+    g = (torch.randn(d, generator=gen, dtype=f64) * g_scale).to(g_dtype)
+    want = _dense64(block, factored, g, damping)
+    tol = 1e-5 if torch.float32 in (dtype, g_dtype) else 1e-12
+    for fn in (block_solve, reference.block_solve):
+        got = fn([block], g, damping, [factored])
+        torch.testing.assert_close(got.double(), want, rtol=0, atol=tol * float(want.abs().max()))

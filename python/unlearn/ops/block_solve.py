@@ -19,8 +19,11 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
     """Solves (A + damping I) x = g block by block, g (d,) split over the
     blocks in order. A dense block is A itself (d_b x d_b); a low-rank one is
     a factor U (m x d_b) with A = U^T U / m, solved by Woodbury when m < d_b.
-    A float32 block forms its product in float32; the solve runs in g's
-    dtype.
+    A float32 block forms its product in float32 (in g's dtype where its
+    entries, past 2^40 or all below 2^-50, would take the products out of
+    float32's range); the solve runs in g's dtype, g scaled by a power of two
+    chosen with the block's largest diagonal entry, so that a solution
+    within the dtype's range is found at any magnitude.
 
     Every input is checked (shapes, dtypes, devices, finite values, damping
     finite and >= 0, and > 0 for a factor with m < d_b; any strides). A dense

@@ -8,6 +8,7 @@ solves in float64.)"""
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Optional
 
 import torch
@@ -82,30 +83,55 @@ def _singular(factor: torch.Tensor, h: torch.Tensor, dtype: torch.dtype) -> bool
     return bool((factor.diagonal().square() <= h.diagonal() * tolerance).any())
 
 
-def _moderate(g: torch.Tensor) -> float:
-    """The power of two that brings g to a moderate scale, as the kernel
-    scales its right-hand sides (the solve is linear): neither U g nor the
-    triangular solves may underflow where g is tiny, or overflow where it is
-    huge."""
-    single = g.dtype == torch.float32
-    small, large, lift = (2.0**-60, 2.0**60, 2.0**80) if single else (2.0**-500, 2.0**500, 2.0**600)
-    size = float(g.abs().max())
-    return lift if size < small else 1 / lift if size > large else 1.0
+def _product_dtype(a: torch.Tensor, g_dtype: torch.dtype) -> torch.dtype:
+    """The dtype a factor's product is formed in: its own, but g's where a
+    float32 factor's entries would over- or underflow float32 products."""
+    if a.dtype == g_dtype or a.numel() == 0:
+        return a.dtype
+    top = max(float(a.max()), -float(a.min()))
+    return g_dtype if top > 2.0**40 or top < 2.0**-50 else a.dtype
+
+
+def _scale(a: torch.Tensor, factored: bool, g: torch.Tensor, damping: float) -> torch.Tensor:
+    """2^k, the kernel's scale of g before the solve (which is linear): g's
+    largest entry brought to about the square root of the block's largest
+    diagonal entry plus the damping, so that g, the solution and U g all
+    stay in range (k = 0 where either is 0 or not finite)."""
+    size = g.abs().max().double()
+    top = _largest_diagonal(a, torch.float64) if factored else a.diagonal().abs().max().double()
+    lam = top + damping
+    k = torch.round(0.5 * torch.log2(lam) - torch.log2(size)).clamp(-1000, 1000)
+    usable = (size > 0) & (lam > 0) & torch.isfinite(lam) & torch.isfinite(k)
+    return torch.exp2(torch.where(usable, k, torch.zeros_like(k)))
+
+
+def _solve_scaled(solve, a: torch.Tensor, factored: bool, g: torch.Tensor, damping: float) -> torch.Tensor:
+    """solve(r) for g scaled by `_scale`, scaled back."""
+    scale = _scale(a, factored, g, damping)
+    return (solve((g.double() * scale).to(g.dtype)).double() / scale).to(g.dtype)
+
+
+def _cholesky_solve(factor: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    return torch.cholesky_solve(r[:, None], factor)[:, 0]
 
 
 def _woodbury(a: torch.Tensor, g: torch.Tensor, damping: float) -> Optional[torch.Tensor]:
     """(U^T U / m + damping I)^-1 g = (g - U^T (damping I + U U^T / m)^-1 U g / m) / damping
-    for a factor U with m < d: U U^T in U's dtype, the rest in g's; None
-    where the m x m factorisation fails."""
-    m, a = a.shape[0], a.contiguous()  # as the kernel forms the product, whatever the layout
-    inner = (a @ a.T).to(g.dtype) / m + damping * torch.eye(m, dtype=g.dtype, device=g.device)
+    for a factor U with m < d: U U^T in `_product_dtype`, the rest in g's;
+    None where the m x m factorisation fails."""
+    m = a.shape[0]
+    p = a.to(_product_dtype(a, g.dtype)).contiguous()  # as the kernel forms the product, whatever the layout
+    inner = (p @ p.T).to(g.dtype) / m + damping * torch.eye(m, dtype=g.dtype, device=g.device)
     factor, info = torch.linalg.cholesky_ex(inner)
     if info != 0:
         return None
-    scale = _moderate(g)
-    u, r = a.to(g.dtype), g[:, None] * scale
-    w = torch.cholesky_solve(u @ r, factor)
-    return ((r - u.T @ w / m) / damping)[:, 0] / scale
+    u = a.to(g.dtype)
+
+    def solve(r: torch.Tensor) -> torch.Tensor:
+        w = torch.cholesky_solve(u @ r[:, None], factor)
+        return ((r[:, None] - u.T @ w / m) / damping)[:, 0]
+
+    return _solve_scaled(solve, a, True, g, damping)
 
 
 def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> torch.Tensor:
@@ -116,14 +142,14 @@ def block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low
         if factored and a.shape[0] < d:
             x = _woodbury(a, g[offset : offset + d], damping)
         else:
-            h = (a.T @ a).to(g.dtype) / a.shape[0] if factored else a.to(g.dtype)  # the product in the block dtype
+            rounding = _product_dtype(a, g.dtype) if factored else g.dtype  # a product carries its dtype's rounding
+            h = (a.to(rounding).T @ a.to(rounding)).to(g.dtype) / a.shape[0] if factored else a.to(g.dtype)
             h = h + damping * torch.eye(d, dtype=g.dtype, device=g.device)
             factor, info = torch.linalg.cholesky_ex(h)  # reads the lower triangle
             # A matrix singular to rounding is refused whether or not its factorisation passed.
-            rounding = a.dtype if factored else g.dtype  # a factor's product carries its dtype's rounding
             refused = info != 0 or _singular(factor, h, rounding)
-            part, scale = g[offset : offset + d], _moderate(g[offset : offset + d])
-            x = None if refused else torch.cholesky_solve(part[:, None] * scale, factor)[:, 0] / scale
+            solve = partial(_cholesky_solve, factor)
+            x = None if refused else _solve_scaled(solve, a, factored, g[offset : offset + d], damping)
         # A factorisation that passed can still be too ill-conditioned for the dtype.
         if x is None or not bool(torch.isfinite(x).all()):
             kind = "low-rank" if factored else "dense"
