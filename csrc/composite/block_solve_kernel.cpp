@@ -9,10 +9,12 @@
 // as accurate as its own entries and twice as fast (in float64 where its
 // entries would take float32 products out of range: `product_dtype`), and
 // everything else in float64. g is scaled by a power of two chosen with the
-// block (`scale_exponent`), so the solution stays in range. A dense block is taken as symmetric: only its lower
-// triangle (diagonal included) is read, by the kernel and by the twin. A block whose factorisation fails, is singular
-// to rounding (`singular`) or gives a solution that is not finite is refused, naming it. Written with ATen ops only, so
-// the same code serves every device.
+// block (`scale_exponent`), so that the solution stays in range. A dense
+// block is taken as symmetric: only its lower triangle (diagonal included)
+// is read, by the kernel and by the twin. A block whose factorisation fails,
+// is singular to rounding (`singular`) or gives a solution that is not
+// finite is refused, naming it.
+// Written with ATen ops only, so the same code serves every device.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
