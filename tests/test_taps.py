@@ -361,3 +361,17 @@ def test_a_selection_follows_parameters_replaced_after_its_units_were_built():
         model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()}, assign=True)
         assert [name for name, _ in selection.parameters()] == names
         assert selection.size(model) == sum(p.numel() for p in model.parameters()) == 47
+
+
+def test_sample_bytes_foresee_torch_func_for_a_weight_used_outside_its_layer(gen):
+    """A decoder that reuses the encoder's weight outside the encoder's forward:
+    the taps would miss that use (their confirmation then sends the layer to
+    torch.func), and the estimate counts torch.func's whole gradients."""
+    torch.manual_seed(0)
+    tied = _Tied().double().eval()
+    plain = nn.Sequential(nn.Linear(8, 4), nn.Tanh(), nn.Linear(4, 8), nn.Linear(8, 10)).double().eval()
+    x = torch.randn(2, 8, generator=gen, dtype=torch.float64)
+    tied_choice, plain_choice = (Selection.from_columns(Units(m), [0]) for m in (tied, plain))  # a unit of the encoder
+    whole = 10 * (8 * 4 + 4) * 8  # ten weightings, the encoder's weight and bias in float64
+    assert tapped_rows(tied, tied_choice, x, each_class) is None
+    assert sample_bytes(tied, tied_choice, x, 10) - sample_bytes(plain, plain_choice, x, 10) >= whole - 10 * 8 * 8

@@ -24,6 +24,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ._core import eval_mode
 from .units import Selection
@@ -201,15 +202,16 @@ def sample_bytes(
             saved[(t.data_ptr(), t.numel())] = t.numel() * t.element_size()
         return t
 
+    uses = _OutsideUses(model, selection)
     with eval_mode(model), Taps(model, selection) as taps, torch.enable_grad():  # eval: no statistics updated
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), uses:
             logits = model(x[:1])
     if weightings is None:
         weightings = logits.shape[-1] if isinstance(logits, torch.Tensor) and logits.dim() > 0 else 1
     graph = sum(saved.values()) * (1 + weightings)
     if not per_sample:
         return graph
-    patches, tapped = 0, True
+    patches, tapped = 0, not uses.found
     for name, module, _ in taps.layers:
         calls = taps.seen[name]
         tapped &= type(module) in TAPPED and len(calls) == 1 and own_weights(model, module)
@@ -225,6 +227,47 @@ def sample_bytes(
     rows = 3 * weightings * selection.size(model) * item
     whole = 0 if tapped else weightings * sum(p.numel() for p in blocks) * item
     return graph + patches + rows + whole
+
+
+class _OutsideUses(TorchFunctionMode):
+    """While active, notes whether a selected layer's parameter enters a torch
+    function outside that layer's own forward (a weight the model also uses
+    elsewhere, as a decoder reusing an encoder's weight does): the taps'
+    gradients would miss that use, and their confirmation would send the
+    layer to torch.func."""
+
+    def __init__(self, model: nn.Module, selection: Selection):
+        super().__init__()
+        modules = dict(model.named_modules())
+        self.layers = [modules[name] for name in selection.rows]
+        self.owners = {id(p): layer for layer in self.layers for p in layer.parameters(recurse=False)}
+        self.inside: list[nn.Module] = []
+        self.found = False
+        self._handles: list = []
+
+    def __enter__(self):
+        for layer in self.layers:
+            self._handles.append(layer.register_forward_pre_hook(self._enter_layer))
+            self._handles.append(layer.register_forward_hook(self._leave_layer))
+        return super().__enter__()
+
+    def _enter_layer(self, module: nn.Module, args) -> None:
+        self.inside.append(module)
+
+    def _leave_layer(self, module: nn.Module, args, output) -> None:
+        self.inside.pop()
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        return super().__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        for value in [*args, *kwargs.values()]:
+            if isinstance(value, torch.Tensor) and id(value) in self.owners:
+                self.found |= not self.inside or self.owners[id(value)] is not self.inside[-1]
+        return func(*args, **kwargs)
 
 
 def each_class(logits: torch.Tensor) -> torch.Tensor:
