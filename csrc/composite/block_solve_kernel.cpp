@@ -105,8 +105,9 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       mats.push_back(blocks[b]);
       rhs.push_back(g.narrow(0, offsets[b], d));
     }
-    // (B, m, d) or (B, d, d), the blocks' dtype: a lone contiguous block is not copied.
-    const auto stored = mats.size() == 1 ? mats[0].contiguous().unsqueeze(0) : at::stack(mats);
+    // (B, m, d) or (B, d, d), the blocks' dtype, for the branches that read the
+    // blocks stacked: a lone contiguous block is not copied.
+    const auto stacked = [&mats] { return mats.size() == 1 ? mats[0].contiguous().unsqueeze(0) : at::stack(mats); };
     // The right-hand sides scaled by exact powers of two (`scale_exponent`).
     const auto given = at::stack(rhs).unsqueeze(-1);  // (B, d, 1)
     const auto size = given.abs().amax({1, 2}, true).to(at::kDouble);
@@ -129,6 +130,7 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
       auto inner = at::stack(products).to(g.scalar_type()) / static_cast<double>(m);
       inner.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(inner, ids, first_bad);
+      const auto stored = stacked();
       const auto w = at::cholesky_solve(times(stored, r, g.scalar_type()), factor);
       x = (r - times_transposed(stored, w, g.scalar_type())) / damping;
     } else {
@@ -141,7 +143,7 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
         }
         h = at::stack(products).to(g.scalar_type()) / static_cast<double>(m);
       } else {
-        h = stored.to(g.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+        h = stacked().to(g.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
       }
       h.diagonal(0, 1, 2).add_(damping);
       const auto factor = cholesky(h, ids, first_bad);

@@ -202,8 +202,8 @@ def sample_bytes(
             saved[(t.data_ptr(), t.numel())] = t.numel() * t.element_size()
         return t
 
-    uses = _OutsideUses(model, selection)
     with eval_mode(model), Taps(model, selection) as taps, torch.enable_grad():  # eval: no statistics updated
+        uses = _OutsideUses([module for _, module, _ in taps.layers])
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), uses:
             logits = model(x[:1])
     if weightings is None:
@@ -230,16 +230,15 @@ def sample_bytes(
 
 
 class _OutsideUses(TorchFunctionMode):
-    """While active, notes whether a selected layer's parameter enters a torch
-    function outside that layer's own forward (a weight the model also uses
-    elsewhere, as a decoder reusing an encoder's weight does): the taps'
-    gradients would miss that use, and their confirmation would send the
-    layer to torch.func."""
+    """While active, notes whether a parameter of one of the selected
+    `layers` enters a torch function outside that layer's own forward (a
+    weight the model also uses elsewhere, as a decoder reusing an encoder's
+    weight does): the taps' gradients would miss that use, and their
+    confirmation would send the layer to torch.func."""
 
-    def __init__(self, model: nn.Module, selection: Selection):
+    def __init__(self, layers: list[nn.Module]):
         super().__init__()
-        modules = dict(model.named_modules())
-        self.layers = [modules[name] for name in selection.rows]
+        self.layers = layers
         self.owners = {id(p): layer for layer in self.layers for p in layer.parameters(recurse=False)}
         self.inside: list[nn.Module] = []
         self.found = False

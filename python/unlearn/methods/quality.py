@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import RETAIN_TOLERANCE, Samples, Split, Stream, eval_mode
-from ..units import inference_batch
 
 CHECK_SAMPLES = 1024
 """Retained samples that `forget()` scores before and after a method."""
+CHECK_BATCH = 256
+"""Samples a batch of those scores takes at most."""
 GUARD_SAMPLES = 256
 """Retained samples the guard scores at each of its checks."""
 GUARD_CHECKS = 10
@@ -54,14 +55,9 @@ def guard_probe(retain: Optional[Samples], seed: int) -> Optional[Split]:
     return Split(sample.inputs[:GUARD_SAMPLES], sample.labels[:GUARD_SAMPLES])
 
 
-def retained_scores(
-    model: nn.Module, split: Split, batch_size: int = 256, max_bytes: Optional[int] = None
-) -> tuple[float, float]:
+def retained_scores(model: nn.Module, split: Split, batch_size: int = CHECK_BATCH) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of `model` on `split`, in eval mode
-    without gradients (in batches of at most `batch_size`, so a large model's
-    activations stay small; with `max_bytes`, batches estimated to fit in it)."""
-    if max_bytes is not None:
-        batch_size = inference_batch(model, split.inputs[0], max_bytes, batch_size)
+    without gradients (in batches, so a large model's activations stay small)."""
     correct, loss = 0, 0.0
     with torch.no_grad(), eval_mode(model):
         for inputs, labels in split.batches(batch_size):

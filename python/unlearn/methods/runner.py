@@ -36,7 +36,8 @@ from .._core import (
     seeded_rng,
     validate_classes,
 )
-from .quality import CHECK_SAMPLES, retained_sample, retained_scores
+from ..units import inference_batch
+from .quality import CHECK_BATCH, CHECK_SAMPLES, retained_sample, retained_scores
 from .registry import NEEDS, Method, get
 
 
@@ -104,21 +105,28 @@ def _check_samples(
     return retained_sample(retain, seed, CHECK_SAMPLES), retained_sample(forget, seed, CHECK_SAMPLES)
 
 
-def _check_bytes(spec: Method, options: dict[str, Any]) -> Optional[int]:
-    """The memory budget the method is called with, where it takes one (a
-    `memory_budget` option), which `forget()`'s own checks keep to as well."""
+def _check_batch(spec: Method, options: dict[str, Any], model: nn.Module, samples: list[Optional[Split]]) -> int:
+    """Samples a batch of `forget()`'s checks takes: CHECK_BATCH, or fewer
+    where the method takes a memory budget (a `memory_budget` option) and a
+    forward pass of CHECK_BATCH would not fit in the one it is called with."""
     option = spec.options.get("memory_budget")
-    return None if option is None else options.get("memory_budget", option.default)
+    given = [s for s in samples if s is not None]
+    if option is None or not given:
+        return CHECK_BATCH
+    return inference_batch(model, given[0].inputs[0], options.get("memory_budget", option.default), CHECK_BATCH)
 
 
 def _forget_check(
-    model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]], max_bytes: Optional[int]
+    model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]], batch: int
 ) -> Optional[dict]:
     """Accuracy on the forget classes' checked samples before and after."""
     if sample is None or before is None:
         return None
-    after = retained_scores(model, sample, max_bytes=max_bytes)
-    return {"samples": len(sample), "accuracy_before": before[0], "accuracy_after": after[0]}
+    return {
+        "samples": len(sample),
+        "accuracy_before": before[0],
+        "accuracy_after": retained_scores(model, sample, batch)[0],
+    }
 
 
 def _reads_data(spec: Method) -> bool:
@@ -126,13 +134,13 @@ def _reads_data(spec: Method) -> bool:
 
 
 def _retain_check(
-    model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]], max_bytes: Optional[int]
+    model: nn.Module, sample: Optional[Split], before: Optional[tuple[float, float]], batch: int
 ) -> Optional[dict]:
     """Accuracy and mean cross-entropy on the checked samples before and
     after the method (None without retained data)."""
     if sample is None or before is None:
         return None
-    after = retained_scores(model, sample, max_bytes=max_bytes)
+    after = retained_scores(model, sample, batch)
     return {
         "samples": len(sample),
         "accuracy_before": before[0],
@@ -246,15 +254,15 @@ def forget(
         forget_split, retain_split, classes = _request(spec, model, forget, retain, forget_classes)
         work = copy.deepcopy(model)
         sample, gone = _check_samples(spec, forget_split, retain_split, classes, seed)
-        budget = _check_bytes(spec, options)
-        before = None if sample is None else retained_scores(work, sample, max_bytes=budget)
-        gone_before = None if gone is None else retained_scores(work, gone, max_bytes=budget)
+        batch = _check_batch(spec, options, work, [sample, gone])
+        before = None if sample is None else retained_scores(work, sample, batch)
+        gone_before = None if gone is None else retained_scores(work, gone, batch)
         start = time.perf_counter()
         report = spec.fn(work, forget=forget_split, retain=retain_split, forget_classes=classes, seed=seed, **options)
         seconds = time.perf_counter() - start
     _check_finite(spec, work, options)
-    report["retain_check"] = _retain_check(work, sample, before, budget)
-    report["forget_check"] = _forget_check(work, gone, gone_before, budget)
+    report["retain_check"] = _retain_check(work, sample, before, batch)
+    report["forget_check"] = _forget_check(work, gone, gone_before, batch)
     _warn(spec, report, options)
     if inplace:
         model.load_state_dict(work.state_dict())
