@@ -36,7 +36,8 @@ inline at::Tensor largest_diagonal(const at::Tensor& a, at::ScalarType dtype) {
 // decides alike.
 inline at::ScalarType product_dtype(const at::Tensor& a, at::ScalarType g_dtype) {
   if (a.scalar_type() == g_dtype || a.numel() == 0) return a.scalar_type();
-  const double top = std::max(a.max().item<double>(), -a.min().item<double>());
+  const auto [low, high] = at::aminmax(a);  // one pass over the factor, one read of the result
+  const double top = at::maximum(high, -low).item<double>();
   return (top > 0x1p40 || top < 0x1p-50) ? g_dtype : a.scalar_type();
 }
 

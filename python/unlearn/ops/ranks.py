@@ -8,6 +8,7 @@ import torch
 
 def max_ranks(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """R_i = #{j: y_j <= y_i} and L_i = #{j: y_j >= y_i} (int64)."""
+    y = y.contiguous()  # a column of a larger matrix: searchsorted copies (and warns) otherwise
     ys = y.sort().values
     up = torch.searchsorted(ys, y, right=True)
     down = y.shape[0] - torch.searchsorted(ys, y, right=False)

@@ -88,7 +88,8 @@ def _product_dtype(a: torch.Tensor, g_dtype: torch.dtype) -> torch.dtype:
     float32 factor's entries would over- or underflow float32 products."""
     if a.dtype == g_dtype or a.numel() == 0:
         return a.dtype
-    top = max(float(a.max()), -float(a.min()))
+    low, high = torch.aminmax(a)
+    top = float(torch.maximum(high, -low))
     return g_dtype if top > 2.0**40 or top < 2.0**-50 else a.dtype
 
 
