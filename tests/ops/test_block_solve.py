@@ -93,6 +93,26 @@ def test_bad_input(gen, case, match):
             fn(blocks, g, damping, low_rank)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_one_non_finite_entry_anywhere_is_refused(gen, bad, dtype):
+    """A single NaN or infinity, at the start, the middle or the end of a
+    block of more than 2^20 entries read through a transposed view, or in g: both
+    refuse it, naming the tensor."""
+    factor = torch.randn(2051, 512, generator=gen, dtype=dtype)  # read as its transpose, 512 x 2051
+    g = torch.randn(2051, generator=gen, dtype=torch.float64)
+    for where in (0, factor.numel() // 2 + 1, factor.numel() - 1):
+        block = factor.clone()
+        block.view(-1)[where] = bad
+        for fn in (block_solve, reference.block_solve):
+            with pytest.raises(ValueError, match="block 0 contains NaN or infinite values"):
+                fn([block.T], g, 0.5, [True])
+    g[1000] = bad
+    for fn in (block_solve, reference.block_solve):
+        with pytest.raises(ValueError, match="g contains NaN or infinite values"):
+            fn([factor.T], g, 0.5, [True])
+
+
 def _messages(blocks, g, damping, low_rank):
     """The ValueError texts of the op and the twin on the same arguments."""
     texts = []

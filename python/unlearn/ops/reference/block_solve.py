@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 
-from .checks import FLOATS, fail
+from .checks import FLOATS, all_finite, fail
 
 
 def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: float, low_rank: list[bool]) -> None:
@@ -48,10 +48,10 @@ def check_block_solve(blocks: list[torch.Tensor], g: torch.Tensor, damping: floa
         total += a.shape[1]
     if g.shape[0] != total:
         fail("block_solve", f"g has {g.shape[0]} entries but the blocks cover {total} parameters")
-    if not bool(torch.isfinite(g).all()):
+    if not all_finite(g):
         fail("block_solve", "g contains NaN or infinite values")
     for b, a in enumerate(blocks):
-        if not bool(torch.isfinite(a).all()):
+        if not all_finite(a):
             fail("block_solve", f"block {b} contains NaN or infinite values")
     # A factor with m < d leaves the damping as the smallest eigenvalue: lost in
     # rounding next to the largest diagonal entry of U^T U / m, the damped

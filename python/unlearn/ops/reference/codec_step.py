@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..ranks import max_ranks
-from .checks import MAX_RANK_ROWS, check_points, check_response, check_same_rows, fail
+from .checks import MAX_RANK_ROWS, all_finite, check_points, check_response, check_same_rows, fail
 from .tie_key import argmin_with_ties
 
 
@@ -30,7 +30,7 @@ def check_codec_step(
     if selected.dim() != 2:
         fail("codec_step", f"selected must be a 2-D tensor of shape (n, s), got {selected.dim()} dimensions")
     check_same_rows("codec_step", "selected", selected, "candidates", candidates)
-    if selected.numel() and not bool(torch.isfinite(selected).all()):
+    if not all_finite(selected):
         fail("codec_step", "selected contains NaN or infinite values")
     if not 0 <= row_begin < row_end <= n:
         fail("codec_step", f"rows must satisfy 0 <= row_begin < row_end <= {n}, got [{row_begin}, {row_end})")
