@@ -46,7 +46,9 @@ for stage in "${stages[@]}"; do
       ;;
     bench)
       step bench_codec "${BENCH_LIMIT:-200}" python3 benchmarks/bench_codec.py --device cuda
-      step bench_gpu_methods "${BENCH_LIMIT:-200}" python3 benchmarks/bench_gpu_methods.py --device cuda
+      # The L-CODEC request first: each part writes its section of RESULTS.md when it ends.
+      step bench_gpu_lcodec "${BENCH_LIMIT:-200}" python3 benchmarks/bench_gpu_methods.py --device cuda --only lcodec
+      step bench_gpu_methods "${BENCH_LIMIT:-200}" python3 benchmarks/bench_gpu_methods.py --device cuda --only methods
       step bench_audit "${BENCH_LIMIT:-200}" python3 benchmarks/bench_audit.py --device cuda
       cp benchmarks/RESULTS.md "$LOGS"/
       ;;
