@@ -22,6 +22,20 @@ def clamp_inputs(x: torch.Tensor, bounds: Optional[tuple[float, float]]) -> torc
     return x if bounds is None else x.clamp(*bounds)
 
 
+def _loss_gradient(
+    model: nn.Module, moved: torch.Tensor, labels: torch.Tensor, bounds: Optional[tuple[float, float]]
+) -> torch.Tensor:
+    """The gradient of the summed cross-entropy w.r.t. the perturbation that
+    gives the inputs `moved`: the model's gradient at `moved` clamped to
+    `bounds`, kept where `moved` lies within them (on a bound included) and
+    0 where the clamp holds it. Taken at the clamped input, not through
+    torch's clamp, whose gradient on a bound itself changed from 1 to 0 in
+    torch 2.14: a pixel at 0 or 1, common in images, could then never move."""
+    inputs = clamp_inputs(moved, bounds).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(inputs), labels, reduction="sum"), inputs)
+    return g if bounds is None else g * ((moved >= bounds[0]) & (moved <= bounds[1]))
+
+
 def _start(x: torch.Tensor, eps: float, norm: str, gen: torch.Generator) -> torch.Tensor:
     """A random perturbation inside the eps-ball: uniform in the L2 ball, or
     uniform per coordinate in [-eps, eps] for L-infinity."""
@@ -65,9 +79,7 @@ def pgd(
     delta = _start(x, eps, norm, gen) if random_start else torch.zeros_like(x)
     sign = -1.0 if targeted else 1.0
     for _ in range(steps):
-        delta.requires_grad_(True)
-        loss = F.cross_entropy(model(clamp_inputs(x + delta, bounds)), labels, reduction="sum")
-        (g,) = torch.autograd.grad(loss, delta)
+        g = _loss_gradient(model, x + delta, labels, bounds)
         with torch.no_grad():
             direction = g.sign() if norm == "linf" else _unit(g)
             delta = _project(delta + sign * step * direction, eps, norm)
