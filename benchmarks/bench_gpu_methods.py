@@ -114,7 +114,8 @@ def main() -> None:
         lcodec = lcodec_rows(resnet, device, args.quick)
         parts += [
             "",
-            "One L-CODEC request on a ResNet-18 (one forget sample, at most 16 picks; `forget()` end to end, its checks included):",
+            "One L-CODEC request on a ResNet-18 (one forget sample, at most 16 picks; "
+            "`forget()` end to end, its checks included):",
             "",
             table(["size", "unit selection (s)", "request (s)", "picks", "stages (s)"], lcodec),
         ]
