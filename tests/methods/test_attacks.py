@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearn.methods.attacks import pgd
+from unlearn.methods.attacks import _start, pgd
 
 
 def _rising_model() -> nn.Linear:
@@ -32,9 +32,9 @@ def test_an_input_outside_the_bounds_takes_no_gradient_step():
     the model's input fixed: that step does not move it (the clamp's true
     derivative, 0), and the step's clamp brings it back to the bound."""
     x = torch.tensor([[0.0, 0.5, 0.5]])
+    start = _start(x, 0.3, "linf", torch.Generator().manual_seed(0))  # pgd's own start for this seed
+    assert float(x[0, 0] + start[0, 0]) < 0  # puts the first input below 0
     gen = torch.Generator().manual_seed(0)
-    start = ((2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) - 1) * 0.3).to(x)
-    assert float(x[0, 0] + start[0, 0]) < 0  # the seed puts the first input below 0
     adv = pgd(_rising_model(), x, torch.tensor([0]), 0.3, 0.01, 1, (0.0, 1.0), gen, norm="linf", targeted=False)
     assert float(adv[0, 0]) == 0.0
     torch.testing.assert_close(adv[0, 1:], (x + start)[0, 1:] + 0.01)
