@@ -67,3 +67,16 @@ def assert_too_many_rows_refused(op: str, cases: list[tuple[str, str]]) -> None:
     script = _ROW_CAP_SCRIPT.format(rows=TOO_MANY_ROWS, limit=TOO_MANY_ROWS - 1, op=op, cases=repr(cases))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "refused" in run.stdout, run.stderr[-2000:]
+
+
+def dense_solution(blocks, g, damping, low_rank) -> torch.Tensor:
+    """Each block's damped system solved by torch.linalg.solve in float64: a
+    dense block's lower triangle mirrored, a factor's U^T U / m formed."""
+    parts, offset = [], 0
+    for a, factored in zip(blocks, low_rank):
+        h = a.double()
+        h = h.T @ h / h.shape[0] if factored else h.tril() + h.tril(-1).T
+        d = h.shape[0]
+        parts.append(torch.linalg.solve(h + damping * torch.eye(d, dtype=h.dtype), g[offset : offset + d].double()))
+        offset += d
+    return torch.cat(parts)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.devices import cuda_only, on_devices
+from tests.ops.helpers import dense_solution
 from unlearn.ops import reference
 
 block_solve = torch.ops.unlearn.block_solve
@@ -254,13 +255,6 @@ def test_a_factor_converted_a_few_rows_at_a_time_solves_and_refuses_like_the_twi
         assert ours == twin and "lost in rounding next to its largest diagonal entry" in ours
 
 
-def _dense64(block, factored, g, damping):
-    """The damped system solved densely in float64."""
-    h = block.double()
-    h = h.T @ h / h.shape[0] if factored else h
-    return torch.linalg.solve(h + damping * torch.eye(h.shape[0], dtype=f64), g.double())
-
-
 @pytest.mark.parametrize(
     "kind, m, d, scale, g_scale, dtype, g_dtype",
     [
@@ -287,7 +281,7 @@ def test_extreme_magnitudes_solve_like_a_dense_float64_solve(gen, kind, m, d, sc
     else:
         block, damping = (torch.eye(d, dtype=f64) * scale).to(dtype), 0.0
     g = (torch.randn(d, generator=gen, dtype=f64) * g_scale).to(g_dtype)
-    want = _dense64(block, factored, g, damping)
+    want = dense_solution([block], g, damping, [factored])
     tol = 1e-5 if torch.float32 in (dtype, g_dtype) else 1e-12
     for fn in (block_solve, reference.block_solve):
         got = fn([block], g, damping, [factored])

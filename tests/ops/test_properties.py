@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 import unlearn
 from tests.devices import on_devices
-from tests.ops.helpers import TOL
+from tests.ops.helpers import TOL, dense_solution
 from tests.ops.strategies import (
     INT64_MAX,
     INT64_MIN,
@@ -733,19 +733,6 @@ def assert_solutions_agree(got, want, blocks, tolerances) -> None:
         if tol < 0.1:
             assert float((x - ref).abs().max()) <= tol * float(ref.abs().max()) + 1e-300, (x, ref, tol)
         offset += d
-
-
-def dense_solution(blocks, g, damping, low_rank) -> torch.Tensor:
-    """Each block's damped system solved by torch.linalg.solve in float64: a
-    dense block's lower triangle mirrored, a factor's U^T U / m formed."""
-    parts, offset = [], 0
-    for a, factored in zip(blocks, low_rank):
-        h = a.double()
-        h = h.T @ h / h.shape[0] if factored else h.tril() + h.tril(-1).T
-        d = h.shape[0]
-        parts.append(torch.linalg.solve(h + damping * torch.eye(d, dtype=h.dtype), g[offset : offset + d].double()))
-        offset += d
-    return torch.cat(parts)
 
 
 @on_devices
