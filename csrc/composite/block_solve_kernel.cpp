@@ -84,7 +84,7 @@ double epsilon(at::ScalarType dtype) {
 at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
                        const c10::List<bool>& low_rank_list) {
   const std::vector<bool> low_rank = low_rank_list.vec();
-  check_block_solve(blocks, g, damping, low_rank);
+  const auto checked = check_block_solve(blocks, g, damping, low_rank);
   std::vector<int64_t> offsets(blocks.size() + 1, 0);
   for (size_t b = 0; b < blocks.size(); ++b) offsets[b + 1] = offsets[b] + blocks[b].size(1);
 
@@ -113,8 +113,13 @@ at::Tensor block_solve(at::TensorList blocks, const at::Tensor& g, double dampin
     const auto size = given.abs().amax({1, 2}, true).to(at::kDouble);
     std::vector<at::Tensor> tops;
     for (const int64_t b : ids) {
-      tops.push_back(factored ? largest_diagonal(blocks[b], at::kDouble)
-                              : blocks[b].diagonal().abs().amax().to(at::kDouble));
+      if (!factored) {
+        tops.push_back(blocks[b].diagonal().abs().amax().to(at::kDouble));
+      } else if (checked[b].defined() && g.scalar_type() == at::kDouble) {
+        tops.push_back(checked[b]);  // the check's very sums
+      } else {
+        tops.push_back(largest_diagonal(blocks[b], at::kDouble));
+      }
     }
     const auto scale = at::exp2(scale_exponent(size, at::stack(tops).view({-1, 1, 1}), damping));
     const auto r = (given.to(at::kDouble) * scale).to(g.scalar_type());

@@ -53,8 +53,11 @@ inline at::Tensor scale_exponent(const at::Tensor& size, const at::Tensor& top, 
   return at::where(usable, k, at::zeros_like(k));
 }
 
-inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
-                              const std::vector<bool>& low_rank) {
+// Checks every argument; returns the largest diagonal entries (in g's dtype)
+// the rounding check of the damping computed, for the factors with m < d
+// (undefined for the other blocks), so that the solve need not sum them again.
+inline std::vector<at::Tensor> check_block_solve(at::TensorList blocks, const at::Tensor& g, double damping,
+                                                 const std::vector<bool>& low_rank) {
   TORCH_CHECK_VALUE(!blocks.empty(), "block_solve: blocks is empty");
   TORCH_CHECK_VALUE(low_rank.size() == blocks.size(), "block_solve: low_rank has ", low_rank.size(),
                     " entries but there are ", blocks.size(), " blocks");
@@ -90,14 +93,17 @@ inline void check_block_solve(at::TensorList blocks, const at::Tensor& g, double
   // matrix is singular in g's dtype (the Woodbury solve divides by a damping
   // that no longer counts). Computed with the twin's very tensor ops, in
   // chunks.
+  std::vector<at::Tensor> largest(blocks.size());
   for (size_t b = 0; b < blocks.size(); ++b) {
     const auto& a = blocks[b];
     if (!low_rank[b] || a.size(0) >= a.size(1)) continue;
-    const auto largest = largest_diagonal(a, g.scalar_type());
-    TORCH_CHECK_VALUE(!(largest + damping == largest).item<bool>(), "block_solve: block ", b, " has rank ", a.size(0),
-                      " < size ", a.size(1), ", so it needs a damping not lost in rounding next to its largest ",
-                      "diagonal entry ", python_repr(largest.item<double>()), ", got ", python_repr(damping));
+    largest[b] = largest_diagonal(a, g.scalar_type());
+    TORCH_CHECK_VALUE(!(largest[b] + damping == largest[b]).item<bool>(), "block_solve: block ", b, " has rank ",
+                      a.size(0), " < size ", a.size(1), ", so it needs a damping not lost in rounding next to its ",
+                      "largest diagonal entry ", python_repr(largest[b].item<double>()), ", got ",
+                      python_repr(damping));
   }
+  return largest;
 }
 
 }  // namespace unlearn
